@@ -1,0 +1,154 @@
+package twin
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+)
+
+// twinFields is Twin without its methods, for the default struct codec.
+type twinFields Twin
+
+// UnmarshalJSON implements json.Unmarshaler. Numbers in tags and property
+// values decode as json.Number (see the package doc).
+func (t *Twin) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var out twinFields
+	if err := dec.Decode(&out); err != nil {
+		return err
+	}
+	*t = Twin(out)
+	return nil
+}
+
+// DeviceView returns the body of the MQTT twin GET response:
+// {"desired":{...,"$version":d},"reported":{...,"$version":r}}, without
+// $metadata, tags or root fields.
+func (t *Twin) DeviceView() []byte {
+	b := make([]byte, 0, 256)
+	b = append(b, `{"desired":`...)
+	b = t.Properties.Desired.appendJSON(b, false)
+	b = append(b, `,"reported":`...)
+	b = t.Properties.Reported.appendJSON(b, false)
+	return append(b, '}')
+}
+
+// Clone returns a deep copy of t; changing one never affects the other.
+func (t *Twin) Clone() *Twin {
+	out := *t
+	if t.X509Thumbprint != nil {
+		x := *t.X509Thumbprint
+		out.X509Thumbprint = &x
+	}
+	if t.Capabilities != nil {
+		c := *t.Capabilities
+		out.Capabilities = &c
+	}
+	out.Tags = cloneObject(t.Tags)
+	out.Properties.Desired = t.Properties.Desired.Clone()
+	out.Properties.Reported = t.Properties.Reported.Clone()
+	if t.ParentScopes != nil {
+		out.ParentScopes = append([]string(nil), t.ParentScopes...)
+	}
+	if t.Configurations != nil {
+		out.Configurations = make(map[string]ConfigurationStatus, len(t.Configurations))
+		for k, v := range t.Configurations {
+			out.Configurations[k] = v
+		}
+	}
+	return &out
+}
+
+// QueryDocument returns the twin as the decoded JSON document the query
+// engine evaluates, equal to decoding json.Marshal(t) with UseNumber:
+// root fields under their JSON names, timestamps as strings, numbers as
+// json.Number, properties with $metadata and $version. Tags and property
+// values are shared with t, not copied: treat the document as read-only and
+// do not keep it across writes to t.
+func (t *Twin) QueryDocument() map[string]any {
+	doc := make(map[string]any, 20)
+	doc["deviceId"] = t.DeviceID
+	if t.ModuleID != "" {
+		doc["moduleId"] = t.ModuleID
+	}
+	doc["etag"] = t.ETag
+	if t.DeviceETag != "" {
+		doc["deviceEtag"] = t.DeviceETag
+	}
+	if t.Status != "" {
+		doc["status"] = t.Status
+	}
+	if t.StatusReason != "" {
+		doc["statusReason"] = t.StatusReason
+	}
+	doc["statusUpdateTime"] = t.StatusUpdateTime.String()
+	if t.ConnectionState != "" {
+		doc["connectionState"] = t.ConnectionState
+	}
+	doc["lastActivityTime"] = t.LastActivityTime.String()
+	doc["cloudToDeviceMessageCount"] = int64Number(t.CloudToDeviceMessageCount)
+	if t.AuthenticationType != "" {
+		doc["authenticationType"] = t.AuthenticationType
+	}
+	if t.X509Thumbprint != nil {
+		doc["x509Thumbprint"] = map[string]any{
+			"primaryThumbprint":   optionalString(t.X509Thumbprint.PrimaryThumbprint),
+			"secondaryThumbprint": optionalString(t.X509Thumbprint.SecondaryThumbprint),
+		}
+	}
+	doc["modelId"] = t.ModelID
+	doc["version"] = int64Number(t.Version)
+	if len(t.Tags) > 0 {
+		doc["tags"] = t.Tags
+	}
+	doc["properties"] = map[string]any{
+		"desired":  t.Properties.Desired.queryValue(),
+		"reported": t.Properties.Reported.queryValue(),
+	}
+	if t.Capabilities != nil {
+		doc["capabilities"] = map[string]any{"iotEdge": t.Capabilities.IoTEdge}
+	}
+	if t.DeviceScope != "" {
+		doc["deviceScope"] = t.DeviceScope
+	}
+	if len(t.ParentScopes) > 0 {
+		scopes := make([]any, len(t.ParentScopes))
+		for i, s := range t.ParentScopes {
+			scopes[i] = s
+		}
+		doc["parentScopes"] = scopes
+	}
+	if len(t.Configurations) > 0 {
+		configs := make(map[string]any, len(t.Configurations))
+		for k, v := range t.Configurations {
+			configs[k] = map[string]any{"status": v.Status}
+		}
+		doc["configurations"] = configs
+	}
+	return doc
+}
+
+// queryValue renders the section as a decoded JSON object sharing Values.
+func (c *Collection) queryValue() map[string]any {
+	out := make(map[string]any, len(c.Values)+2)
+	for k, v := range c.Values {
+		out[k] = v
+	}
+	out[keyMetadata] = c.Metadata.toJSONValue()
+	out[keyVersion] = int64Number(c.Version)
+	return out
+}
+
+// int64Number returns n as a json.Number.
+func int64Number(n int64) json.Number {
+	return json.Number(strconv.FormatInt(n, 10))
+}
+
+// optionalString returns *s, or nil (JSON null) for a nil pointer.
+func optionalString(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return *s
+}
