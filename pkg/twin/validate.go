@@ -89,7 +89,10 @@ func validateTree(section Section, doc map[string]any, opts Options, allowNull b
 	}
 	v.sorted = true
 	v.path = v.path[:0]
-	return v.object(doc, 1)
+	if err := v.object(doc, 1); err != nil {
+		return err
+	}
+	return nil
 }
 
 // validator holds the state of one validation walk.

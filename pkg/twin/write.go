@@ -1,7 +1,6 @@
 package twin
 
 import (
-	"errors"
 	"strconv"
 	"time"
 )
@@ -22,9 +21,6 @@ func (n *DesiredNotification) Topic() string {
 	return "$iothub/twin/PATCH/properties/desired/?$version=" + strconv.FormatInt(n.Version, 10)
 }
 
-// errNotImplemented marks write paths still being built.
-var errNotImplemented = errors.New("twin: not implemented")
-
 // PatchService applies a service PATCH (PATCH /twins/{id}) body: a partial
 // twin whose "tags" and "properties.desired" are merged into the twin
 // (objects merge recursively, scalars and arrays replace, null deletes, a
@@ -39,7 +35,45 @@ var errNotImplemented = errors.New("twin: not implemented")
 // of absent keys, or no tags/desired at all) leaves t unchanged. The
 // returned notification is nil when the device is not to be notified.
 func (t *Twin) PatchService(body []byte, now time.Time, opts Options) (*DesiredNotification, error) {
-	return nil, errNotImplemented
+	tags, desired, err := serviceSections(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.checkPatch(SectionTags, t.Tags, tags, opts); err != nil {
+		return nil, err
+	}
+	if err := t.checkPatch(SectionDesired, t.Properties.Desired.Values, desired, opts); err != nil {
+		return nil, err
+	}
+
+	stamp := NewTime(now)
+	desiredVersion := t.Properties.Desired.Version + 1
+	tagsTouched := false
+	if tags != nil {
+		if t.Tags == nil {
+			t.Tags = make(map[string]any, len(tags))
+		}
+		tagsTouched = merge(t.Tags, nil, tags, stamp, 0)
+	}
+	desiredTouched := false
+	if desired != nil {
+		d := &t.Properties.Desired
+		if d.Values == nil {
+			d.Values = make(map[string]any, len(desired))
+		}
+		desiredTouched = merge(d.Values, &d.Metadata, desired, stamp, desiredVersion)
+	}
+	if !tagsTouched && !desiredTouched {
+		return nil, nil
+	}
+	t.Version++
+	t.bumpETag()
+	if !desiredTouched {
+		return nil, nil
+	}
+	t.Properties.Desired.Metadata.LastUpdated = stamp
+	t.Properties.Desired.Version = desiredVersion
+	return newNotification(desiredVersion, desired), nil
 }
 
 // ReplaceService applies a service PUT (PUT /twins/{id}) body: "tags" and
@@ -47,12 +81,45 @@ func (t *Twin) PatchService(body []byte, now time.Time, opts Options) (*DesiredN
 // null anywhere inside them is an ArgumentInvalid error; $metadata and
 // $version inside desired and all other members are ignored. The
 // notification carries the full new desired set with every removed key
-// (at any depth) as null.
+// (at any depth where old and new are both objects) as null.
 //
 // Atomicity and counters are as for PatchService; a replaced section
 // counts as written even when its content did not change.
 func (t *Twin) ReplaceService(body []byte, now time.Time, opts Options) (*DesiredNotification, error) {
-	return nil, errNotImplemented
+	tags, desired, err := serviceSections(body)
+	if err != nil {
+		return nil, err
+	}
+	if tags != nil {
+		if err := ValidateSection(SectionTags, tags, opts); err != nil {
+			return nil, err
+		}
+	}
+	if desired != nil {
+		if err := ValidateSection(SectionDesired, desired, opts); err != nil {
+			return nil, err
+		}
+	}
+	if tags == nil && desired == nil {
+		return nil, nil
+	}
+
+	t.Version++
+	t.bumpETag()
+	if tags != nil {
+		t.Tags = tags
+	}
+	if desired == nil {
+		return nil, nil
+	}
+	stamp := NewTime(now)
+	d := &t.Properties.Desired
+	version := d.Version + 1
+	body = appendReplacement(make([]byte, 0, 256), d.Values, desired, version)
+	d.Values = desired
+	d.Metadata = Metadata{LastUpdated: stamp, Children: metadataFor(desired, stamp, version)}
+	d.Version = version
+	return &DesiredNotification{Version: version, Body: body}, nil
 }
 
 // PatchReported applies a device's reported-properties PATCH (the body of
@@ -64,5 +131,248 @@ func (t *Twin) ReplaceService(body []byte, now time.Time, opts Options) (*Desire
 // topic's "&$version=". A patch that changes nothing returns the current
 // version and changes nothing.
 func (t *Twin) PatchReported(patch []byte, now time.Time, opts Options) (int64, error) {
-	return 0, errNotImplemented
+	r := &t.Properties.Reported
+	values, err := decodeObject(patch)
+	if err != nil {
+		err.(*Error).Path = SectionReported.Path()
+		return r.Version, err
+	}
+	if err := t.checkPatch(SectionReported, r.Values, values, opts); err != nil {
+		return r.Version, err
+	}
+	if r.Values == nil {
+		r.Values = make(map[string]any, len(values))
+	}
+	stamp := NewTime(now)
+	if !merge(r.Values, &r.Metadata, values, stamp, 0) {
+		return r.Version, nil
+	}
+	r.Metadata.LastUpdated = stamp
+	r.Version++
+	t.Version++
+	return r.Version, nil
+}
+
+// serviceSections extracts the writable parts of a service PATCH or PUT
+// body: the tags object and the desired object without its $metadata and
+// $version. A section that is absent or null is returned as nil.
+func serviceSections(body []byte) (tags, desired map[string]any, err error) {
+	root, err := decodeObject(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tags, err = sectionObject(root, "tags", SectionTags); err != nil {
+		return nil, nil, err
+	}
+	props, ok := root["properties"].(map[string]any)
+	if !ok {
+		if root["properties"] != nil {
+			return nil, nil, argumentInvalid("properties", "properties must be a JSON object")
+		}
+		return tags, nil, nil
+	}
+	if desired, err = sectionObject(props, "desired", SectionDesired); err != nil {
+		return nil, nil, err
+	}
+	_, hasMetadata := desired[keyMetadata]
+	_, hasVersion := desired[keyVersion]
+	if hasMetadata || hasVersion {
+		// SDKs round-trip a fetched twin; the server owns these members.
+		stripped := make(map[string]any, len(desired))
+		for k, v := range desired {
+			if k != keyMetadata && k != keyVersion {
+				stripped[k] = v
+			}
+		}
+		desired = stripped
+	}
+	return tags, desired, nil
+}
+
+// sectionObject returns parent[key] as an object; nil when absent or null.
+func sectionObject(parent map[string]any, key string, section Section) (map[string]any, error) {
+	v := parent[key]
+	if v == nil {
+		return nil, nil
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, argumentInvalid(section.Path(), "%s must be a JSON object", section.Path())
+	}
+	return obj, nil
+}
+
+// checkPatch validates a merge patch for section and checks that the
+// section it produces stays within its size limit. As in IoT Hub, only a
+// write that grows the section can exceed the limit, so the full size is
+// computed only then.
+func (t *Twin) checkPatch(section Section, values, patch map[string]any, opts Options) error {
+	if patch == nil {
+		return nil
+	}
+	if err := ValidatePatch(section, patch, opts); err != nil {
+		return err
+	}
+	if delta := sizeDelta(values, patch); delta > 0 {
+		if Size(values)+delta > section.MaxSize() {
+			return sizeExceeded(section, section.MaxSize())
+		}
+	}
+	return nil
+}
+
+// sizeDelta returns how much merging patch into values changes Size.
+func sizeDelta(values, patch map[string]any) int {
+	delta := 0
+	for k, pv := range patch {
+		old, exists := values[k]
+		before := 0
+		if exists {
+			before = textSize(k) + valueSize(old)
+		}
+		switch p := pv.(type) {
+		case nil:
+			delta -= before
+		case map[string]any:
+			if o, ok := old.(map[string]any); ok {
+				delta += sizeDelta(o, p) // merged in place: the key stays
+			} else {
+				delta += textSize(k) + sizeDelta(nil, p) - before
+			}
+		default:
+			delta += textSize(k) + valueSize(pv) - before
+		}
+	}
+	return delta
+}
+
+// merge applies a validated merge patch to values and, when md is not nil,
+// to the matching metadata node: every key the patch writes, and every
+// object on the way to one, gets $lastUpdated = stamp (and
+// $lastUpdatedVersion = version when version is not 0, i.e. in desired).
+// It reports whether anything changed; a patch value shares memory with
+// the stored value, so the caller must not modify the patch afterwards.
+func merge(values map[string]any, md *Metadata, patch map[string]any, stamp Time, version int64) bool {
+	touched := false
+	for k, pv := range patch {
+		old, exists := values[k]
+		switch p := pv.(type) {
+		case nil:
+			if exists {
+				delete(values, k)
+				if md != nil {
+					delete(md.Children, k)
+				}
+				touched = true
+			}
+		case map[string]any:
+			target, isObject := old.(map[string]any)
+			created := !isObject
+			if created {
+				target = make(map[string]any, len(p))
+				values[k] = target
+			}
+			var child *Metadata
+			if md != nil {
+				child = md.child(k, created)
+			}
+			if merge(target, child, p, stamp, version) || created {
+				touched = true
+				if child != nil {
+					child.stamp(stamp, version)
+				}
+			}
+		default:
+			values[k] = pv
+			if md != nil {
+				child := md.child(k, true)
+				child.stamp(stamp, version)
+			}
+			touched = true
+		}
+	}
+	return touched
+}
+
+// child returns the node of key, replacing it with a fresh node when fresh
+// is set (the value is new or changes type) or no node exists.
+func (m *Metadata) child(key string, fresh bool) *Metadata {
+	if m.Children == nil {
+		m.Children = make(map[string]*Metadata)
+	}
+	node := m.Children[key]
+	if node == nil || fresh {
+		node = &Metadata{}
+		m.Children[key] = node
+	}
+	return node
+}
+
+// stamp records a write to the node.
+func (m *Metadata) stamp(stamp Time, version int64) {
+	m.LastUpdated = stamp
+	m.LastUpdatedVersion = version
+}
+
+// metadataFor builds the metadata children for freshly written values.
+func metadataFor(values map[string]any, stamp Time, version int64) map[string]*Metadata {
+	if len(values) == 0 {
+		return nil
+	}
+	out := make(map[string]*Metadata, len(values))
+	for k, v := range values {
+		node := &Metadata{LastUpdated: stamp, LastUpdatedVersion: version}
+		if obj, ok := v.(map[string]any); ok {
+			node.Children = metadataFor(obj, stamp, version)
+		}
+		out[k] = node
+	}
+	return out
+}
+
+// newNotification renders the desired notification of a PATCH: the patch
+// as sent plus "$version".
+func newNotification(version int64, patch map[string]any) *DesiredNotification {
+	body := appendObject(make([]byte, 0, 128), patch, func(b []byte, first bool) []byte {
+		return appendVersion(b, first, version)
+	})
+	return &DesiredNotification{Version: version, Body: body}
+}
+
+// appendVersion appends the "$version" member.
+func appendVersion(b []byte, first bool, version int64) []byte {
+	if !first {
+		b = append(b, ',')
+	}
+	b = append(b, `"$version":`...)
+	return strconv.AppendInt(b, version, 10)
+}
+
+// appendReplacement renders the desired notification of a PUT: the new set,
+// with null for every key of old missing from it, plus "$version".
+func appendReplacement(b []byte, old, replacement map[string]any, version int64) []byte {
+	return appendObject(b, removalsAsNull(old, replacement), func(b []byte, first bool) []byte {
+		return appendVersion(b, first, version)
+	})
+}
+
+// removalsAsNull returns replacement with a null member for every key of
+// old it lacks; where both hold objects it recurses, so a device merging
+// the result ends with exactly replacement. replacement is not modified.
+func removalsAsNull(old, replacement map[string]any) map[string]any {
+	out := make(map[string]any, len(replacement)+len(old))
+	for k, v := range replacement {
+		out[k] = v
+		if nv, ok := v.(map[string]any); ok {
+			if ov, ok := old[k].(map[string]any); ok {
+				out[k] = removalsAsNull(ov, nv)
+			}
+		}
+	}
+	for k := range old {
+		if _, kept := replacement[k]; !kept {
+			out[k] = nil
+		}
+	}
+	return out
 }
