@@ -1,0 +1,102 @@
+package query
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"slices"
+	"testing"
+)
+
+// loadFixture reads testdata/twins.json. With useNumber the numbers stay
+// json.Number, otherwise they become float64: the engine must accept both.
+func loadFixture(t testing.TB, useNumber bool) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile("testdata/twins.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if useNumber {
+		dec.UseNumber()
+	}
+	var docs []map[string]any
+	if err := dec.Decode(&docs); err != nil {
+		t.Fatal(err)
+	}
+	return docs
+}
+
+// fixtureSource puts the fixture into a MemSource, indexed or not.
+func fixtureSource(t testing.TB, useNumber bool, indexed ...string) *MemSource {
+	t.Helper()
+	src := NewMemSource(indexed...)
+	for _, d := range loadFixture(t, useNumber) {
+		if err := src.Put(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return src
+}
+
+// scanOnly hides the index of a source so the planner must scan.
+type scanOnly struct{ Source }
+
+// runAll executes text and follows continuations, returning all rows.
+func runAll(t testing.TB, src Source, text string, pageSize int) ([]map[string]any, ItemType) {
+	t.Helper()
+	q, err := Parse(text)
+	if err != nil {
+		t.Fatalf("Parse(%q): %v", text, err)
+	}
+	var rows []map[string]any
+	opts := Options{PageSize: pageSize}
+	for range 10000 {
+		page, err := Execute(context.Background(), q, src, opts)
+		if err != nil {
+			t.Fatalf("Execute(%q): %v", text, err)
+		}
+		if pageSize > 0 && len(page.Items) > pageSize {
+			t.Fatalf("page of %d rows exceeds page size %d", len(page.Items), pageSize)
+		}
+		rows = append(rows, page.Items...)
+		if page.Continuation == "" {
+			return rows, page.ItemType
+		}
+		if len(page.Items) == 0 {
+			t.Fatalf("empty page with a continuation token")
+		}
+		opts.Continuation = page.Continuation
+	}
+	t.Fatal("paging did not end")
+	return nil, ""
+}
+
+// ids lists the deviceId[/moduleId] of twin rows.
+func ids(rows []map[string]any) []string {
+	out := make([]string, 0, len(rows))
+	for _, r := range rows {
+		d, _ := r["deviceId"].(string)
+		m, _ := r["moduleId"].(string)
+		out = append(out, Key(d, m))
+	}
+	return out
+}
+
+// canonicalJSON renders rows for comparison, numbers normalised.
+func canonicalJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back any
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = json.Marshal(back)
+	return string(b)
+}
+
+func equalStrings(a, b []string) bool { return slices.Equal(a, b) }
