@@ -1,0 +1,82 @@
+package hub
+
+import (
+	"github.com/twinsync/twinsync/pkg/query"
+	"github.com/twinsync/twinsync/pkg/twin"
+)
+
+// identity is one stored record: a device or module registry entry, its
+// twin and the counters the hub owns. Records are immutable once stored;
+// change a copy made by clone.
+type identity struct {
+	Device Device     `json:"device"`
+	Twin   *twin.Twin `json:"twin"`
+	// DeviceEtagCounter backs Device.Etag (base64 of a decimal counter).
+	DeviceEtagCounter uint64 `json:"deviceEtagCounter"`
+	// Telemetry counts device-to-cloud messages accepted from the identity.
+	Telemetry int64 `json:"telemetry,omitempty"`
+
+	// doc is the twin as a query document, rebuilt whenever the record
+	// changes.
+	doc map[string]any
+}
+
+// key is the record's store key and query sort key.
+func (r *identity) key() string { return query.Key(r.Device.DeviceID, r.Device.ModuleID) }
+
+// isModule reports whether the record is a module identity.
+func (r *identity) isModule() bool { return r.Device.ModuleID != "" }
+
+// afterLoad rebuilds derived state after decoding from the store.
+func (r *identity) afterLoad() { r.refresh() }
+
+// clone returns a deep copy whose twin and device may be changed freely.
+func (r *identity) clone() *identity {
+	c := *r
+	c.Twin = r.Twin.Clone()
+	if r.Device.Capabilities != nil {
+		caps := *r.Device.Capabilities
+		c.Device.Capabilities = &caps
+	}
+	if r.Device.StatusReason != nil {
+		reason := *r.Device.StatusReason
+		c.Device.StatusReason = &reason
+	}
+	c.doc = nil
+	return &c
+}
+
+// refresh copies the identity's root fields into the twin (they are the
+// same facts shown in two places) and rebuilds the query document.
+func (r *identity) refresh() {
+	t, d := r.Twin, &r.Device
+	t.DeviceID, t.ModuleID = d.DeviceID, d.ModuleID
+	t.DeviceETag = d.Etag
+	t.Status = d.Status
+	t.StatusReason = ""
+	if d.StatusReason != nil {
+		t.StatusReason = *d.StatusReason
+	}
+	t.StatusUpdateTime = parseTimeOrZero(d.StatusUpdatedTime)
+	t.ConnectionState = d.ConnectionState
+	t.LastActivityTime = parseTimeOrZero(d.LastActivityTime)
+	t.CloudToDeviceMessageCount = d.CloudToDeviceMessageCount
+	t.AuthenticationType = d.Authentication.Type
+	if d.Capabilities != nil {
+		t.Capabilities = &twin.Capabilities{IoTEdge: d.Capabilities.IotEdge}
+	} else {
+		t.Capabilities = nil
+	}
+	t.DeviceScope, t.ParentScopes = d.DeviceScope, d.ParentScopes
+	// The document shares values with the twin; both are immutable now.
+	r.doc = t.QueryDocument()
+}
+
+func parseTimeOrZero(s string) twin.Time {
+	t, err := twin.ParseTime(s)
+	if err != nil {
+		return twin.Time{}
+	}
+	return t
+}
+

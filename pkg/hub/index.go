@@ -1,0 +1,261 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/twinsync/twinsync/pkg/query"
+)
+
+// indexedRoots are the root fields the hub keeps equality indexes for, in
+// addition to every primitive value under tags (the usual query filters).
+var indexedRoots = []string{"deviceId", "moduleId", "status", "connectionState"}
+
+// twinIndex is the query engine's view of the store (query.IndexedSource):
+// the twin documents in key order per collection, and exact equality
+// indexes over tags and a few root fields. The store keeps it up to date
+// through its change callback, under the key's write lock, so it never
+// misses or reorders a change.
+type twinIndex struct {
+	mu      sync.RWMutex
+	docs    map[string]map[string]any
+	modules map[string]bool
+	sorted  [2][]string // device keys, module keys; nil when stale
+	eq      map[string]map[indexValue]*postings
+}
+
+// indexValue is a JSON primitive as an index key.
+type indexValue struct {
+	kind byte // 's' string, 'n' number, 'b' bool, 'z' null
+	text string
+}
+
+// postings is the set of keys having one value at one path, with a sorted
+// copy built on demand.
+type postings struct {
+	keys   map[string]struct{}
+	sorted []string
+}
+
+func newTwinIndex() *twinIndex {
+	return &twinIndex{docs: map[string]map[string]any{}, modules: map[string]bool{}, eq: map[string]map[indexValue]*postings{}}
+}
+
+// change applies a store change (old or new may be nil).
+func (x *twinIndex) change(old, new *identity) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if old != nil {
+		key := old.key()
+		forEachIndexed(old.doc, func(path string, v indexValue) { x.remove(path, v, key) })
+		if new == nil {
+			delete(x.docs, key)
+			delete(x.modules, key)
+			x.sorted[collectionSlot(old.isModule())] = nil
+		}
+	}
+	if new != nil {
+		key := new.key()
+		if old == nil {
+			x.sorted[collectionSlot(new.isModule())] = nil
+		}
+		x.docs[key] = new.doc
+		x.modules[key] = new.isModule()
+		forEachIndexed(new.doc, func(path string, v indexValue) { x.add(path, v, key) })
+	}
+}
+
+func collectionSlot(module bool) int {
+	if module {
+		return 1
+	}
+	return 0
+}
+
+func (x *twinIndex) add(path string, v indexValue, key string) {
+	byValue := x.eq[path]
+	if byValue == nil {
+		byValue = map[indexValue]*postings{}
+		x.eq[path] = byValue
+	}
+	p := byValue[v]
+	if p == nil {
+		p = &postings{keys: map[string]struct{}{}}
+		byValue[v] = p
+	}
+	p.keys[key] = struct{}{}
+	p.sorted = nil
+}
+
+func (x *twinIndex) remove(path string, v indexValue, key string) {
+	p := x.eq[path][v]
+	if p == nil {
+		return
+	}
+	delete(p.keys, key)
+	p.sorted = nil
+	if len(p.keys) == 0 {
+		delete(x.eq[path], v)
+	}
+}
+
+// forEachIndexed calls fn for every indexed path of doc with its value.
+func forEachIndexed(doc map[string]any, fn func(path string, v indexValue)) {
+	for _, root := range indexedRoots {
+		if v, ok := primitive(doc[root]); ok {
+			fn(root, v)
+		}
+	}
+	if tags, ok := doc["tags"].(map[string]any); ok {
+		walkPrimitives("tags", tags, fn)
+	}
+}
+
+func walkPrimitives(prefix string, m map[string]any, fn func(string, indexValue)) {
+	for k, val := range m {
+		path := prefix + "\x00" + k
+		if child, ok := val.(map[string]any); ok {
+			walkPrimitives(path, child, fn)
+		} else if v, ok := primitive(val); ok {
+			fn(path, v)
+		}
+	}
+}
+
+// primitive converts a JSON primitive to an index key.
+func primitive(val any) (indexValue, bool) {
+	switch v := val.(type) {
+	case string:
+		return indexValue{'s', v}, true
+	case float64:
+		return indexValue{'n', strconv.FormatFloat(v, 'g', -1, 64)}, true
+	case json.Number:
+		f, err := v.Float64()
+		if err != nil {
+			return indexValue{}, false
+		}
+		return indexValue{'n', strconv.FormatFloat(f, 'g', -1, 64)}, true
+	case bool:
+		return indexValue{'b', strconv.FormatBool(v)}, true
+	case nil:
+		return indexValue{kind: 'z'}, true
+	}
+	return indexValue{}, false
+}
+
+// keysOf returns the sorted keys of a collection.
+func (x *twinIndex) keysOf(c query.Collection) []string {
+	slot := collectionSlot(c == query.Modules)
+	x.mu.RLock()
+	keys := x.sorted[slot]
+	x.mu.RUnlock()
+	if keys != nil {
+		return keys
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.sorted[slot] == nil {
+		keys := make([]string, 0, len(x.docs))
+		for k, module := range x.modules {
+			if module == (slot == 1) {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		x.sorted[slot] = keys
+	}
+	return x.sorted[slot]
+}
+
+// Scan implements query.Source.
+func (x *twinIndex) Scan(ctx context.Context, c query.Collection, after string, yield func(key string, doc map[string]any) bool) error {
+	if c != query.Devices && c != query.Modules {
+		return nil
+	}
+	keys := x.keysOf(c)
+	start := 0
+	if after != "" {
+		start, _ = slices.BinarySearch(keys, after)
+		if start < len(keys) && keys[start] == after {
+			start++
+		}
+	}
+	for i, key := range keys[start:] {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		x.mu.RLock()
+		doc, ok := x.docs[key]
+		x.mu.RUnlock()
+		if ok && !yield(key, doc) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// Lookup implements query.IndexedSource.
+func (x *twinIndex) Lookup(c query.Collection, path []string, v any) ([]string, bool) {
+	if !indexedPath(path) {
+		return nil, false
+	}
+	val, ok := primitive(v)
+	if !ok {
+		return nil, false
+	}
+	joined := strings.Join(path, "\x00")
+	x.mu.RLock()
+	p := x.eq[joined][val]
+	if p == nil {
+		x.mu.RUnlock()
+		return []string{}, true
+	}
+	sorted := p.sorted
+	x.mu.RUnlock()
+	if sorted == nil {
+		x.mu.Lock()
+		if p.sorted == nil {
+			p.sorted = make([]string, 0, len(p.keys))
+			for k := range p.keys {
+				p.sorted = append(p.sorted, k)
+			}
+			slices.Sort(p.sorted)
+		}
+		sorted = p.sorted
+		x.mu.Unlock()
+	}
+	// The postings mix devices and modules; keep the collection's own.
+	wantModule := c == query.Modules
+	out := make([]string, 0, len(sorted))
+	x.mu.RLock()
+	for _, k := range sorted {
+		if x.modules[k] == wantModule {
+			out = append(out, k)
+		}
+	}
+	x.mu.RUnlock()
+	return out, true
+}
+
+// indexedPath reports whether the index covers path.
+func indexedPath(path []string) bool {
+	if len(path) == 1 {
+		return slices.Contains(indexedRoots, path[0])
+	}
+	return len(path) > 1 && path[0] == "tags"
+}
+
+// Get implements query.IndexedSource.
+func (x *twinIndex) Get(c query.Collection, key string) (map[string]any, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	doc, ok := x.docs[key]
+	if !ok || x.modules[key] != (c == query.Modules) {
+		return nil, false
+	}
+	return doc, true
+}
