@@ -141,9 +141,9 @@ func deviceOptions(t testing.TB, h *hubtest.Hub, connString string) *paho.Client
 	resource := cs.HostName + "/devices/" + cs.DeviceID
 	token := sas.Sign(resource, "", cs.SharedAccessKey, time.Now().Add(time.Hour))
 	return paho.NewClientOptions().
-		AddBroker("tls://"+cs.GatewayHostName).
+		AddBroker("tls://" + cs.GatewayHostName).
 		SetClientID(cs.DeviceID).
-		SetUsername(cs.HostName+"/"+cs.DeviceID+"/?api-version=2021-04-12").
+		SetUsername(cs.HostName + "/" + cs.DeviceID + "/?api-version=2021-04-12").
 		SetPassword(token).
 		SetTLSConfig(h.TLSConfig()).
 		SetProtocolVersion(4).

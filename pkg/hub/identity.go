@@ -79,4 +79,3 @@ func parseTimeOrZero(s string) twin.Time {
 	}
 	return t
 }
-

@@ -480,4 +480,3 @@ func (e *mqttEndpoint) reportedPatch(cl *mqtt.Client, id clientIdentity, rid str
 		respond(cl, 204, rid, version, nil)
 	}
 }
-
