@@ -37,7 +37,9 @@ type Metadata struct {
 	// section, deletions included) was last written.
 	LastUpdated Time
 	// LastUpdatedVersion is the desired $version of the write that last
-	// set the key; 0 (omitted) in reported metadata and at the root.
+	// set the key (at the root: that last changed the section); 0
+	// (omitted) in reported metadata and at the root of a desired section
+	// never written.
 	LastUpdatedVersion int64
 	// LastUpdatedBy and LastUpdatedByDigest name the automatic
 	// configuration that wrote the key, if any; kept as read.

@@ -47,8 +47,9 @@
 //     $lastUpdatedVersion. The notification sets removed keys to null at
 //     every depth where the old and new values are both objects, so a
 //     device that merges the patch ends with exactly the new set.
-//   - Only $lastUpdated nodes along the written paths change; the root
-//     $lastUpdated changes on every effective write, deletions included.
+//   - Only metadata nodes along the written paths change; the section
+//     root's $lastUpdated (and in desired its $lastUpdatedVersion, as real
+//     twins show) changes on every effective write, deletions included.
 //   - Size is counted as the docs describe; arrays count the sum of their
 //     elements. A section may be exactly at its limit; one byte more is
 //     DeviceModelMaxPropertiesExceeded (403100, HTTP 403) with the text

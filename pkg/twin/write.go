@@ -71,7 +71,7 @@ func (t *Twin) PatchService(body []byte, now time.Time, opts Options) (*DesiredN
 	if !desiredTouched {
 		return nil, nil
 	}
-	t.Properties.Desired.Metadata.LastUpdated = stamp
+	t.Properties.Desired.Metadata.stamp(stamp, desiredVersion)
 	t.Properties.Desired.Version = desiredVersion
 	return newNotification(desiredVersion, desired), nil
 }
@@ -117,7 +117,7 @@ func (t *Twin) ReplaceService(body []byte, now time.Time, opts Options) (*Desire
 	version := d.Version + 1
 	body = appendReplacement(make([]byte, 0, 256), d.Values, desired, version)
 	d.Values = desired
-	d.Metadata = Metadata{LastUpdated: stamp, Children: metadataFor(desired, stamp, version)}
+	d.Metadata = Metadata{LastUpdated: stamp, LastUpdatedVersion: version, Children: metadataFor(desired, stamp, version)}
 	d.Version = version
 	return &DesiredNotification{Version: version, Body: body}, nil
 }
