@@ -31,10 +31,6 @@ const (
 	prefixTwinResponse   = "$iothub/twin/res/"
 )
 
-// errBadTopic is the disconnect reason for a publish outside the device's
-// documented topics.
-var errBadTopic = packets.ErrNotAuthorized
-
 // mqttEndpoint is the device-facing MQTT 3.1.1 endpoint: a mochi-mqtt
 // broker whose hook authenticates devices, confines each to its own topics
 // and answers twin requests itself. Nothing is ever relayed between
@@ -367,12 +363,13 @@ func (h *mqttHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	if pk.FixedHeader.Type != packets.Publish {
 		return pk, nil
 	}
+	// mochi closes the connection only for ErrRejectPacket from this hook.
 	if pk.FixedHeader.Qos > 1 {
-		return pk, packets.ErrQosNotSupported
+		return pk, packets.ErrRejectPacket
 	}
 	id, ok := parseClientID(cl.ID)
 	if !ok || !allowedPublish(id, pk.TopicName) {
-		return pk, errBadTopic
+		return pk, packets.ErrRejectPacket
 	}
 	return pk, nil
 }
