@@ -3,7 +3,6 @@ package hub
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -29,8 +28,12 @@ type Throttling struct {
 	Units int
 }
 
-// limit is one class's rate per second.
-type limit struct{ perSecond float64 }
+// limit is one class's rate and burst: one second's worth of operations
+// for per-second limits, one minute's worth for per-minute limits.
+type limit struct {
+	perSecond float64
+	burst     int
+}
 
 // tierLimits returns the limits of spec §7.2 for a tier and unit count.
 func tierLimits(tier string, units int) ([numClasses]limit, error) {
@@ -39,29 +42,30 @@ func tierLimits(tier string, units int) ([numClasses]limit, error) {
 		return l, fmt.Errorf("throttling: units must be at least 1, got %d", units)
 	}
 	u := float64(units)
-	perMin := func(n float64) float64 { return n / 60 }
+	perMin := func(n float64) limit { return limit{n / 60, int(n)} }
+	perSec := func(n float64) limit { return limit{n, int(n)} }
 	switch strings.ToUpper(tier) {
 	case "F1", "S1", "B1":
-		l[classRegistry] = limit{perMin(100 * u)}
-		l[classConnect] = limit{max(100, 12*u)}
-		l[classD2C] = limit{max(100, 12*u)}
-		l[classQuery] = limit{perMin(20 * u)}
-		l[classTwinRead] = limit{100}
-		l[classTwinUpdate] = limit{50}
+		l[classRegistry] = perMin(100 * u)
+		l[classConnect] = perSec(max(100, 12*u))
+		l[classD2C] = perSec(max(100, 12*u))
+		l[classQuery] = perMin(20 * u)
+		l[classTwinRead] = perSec(100)
+		l[classTwinUpdate] = perSec(50)
 	case "S2", "B2":
-		l[classRegistry] = limit{perMin(100 * u)}
-		l[classConnect] = limit{120 * u}
-		l[classD2C] = limit{120 * u}
-		l[classQuery] = limit{perMin(20 * u)}
-		l[classTwinRead] = limit{max(100, 10*u)}
-		l[classTwinUpdate] = limit{max(50, 5*u)}
+		l[classRegistry] = perMin(100 * u)
+		l[classConnect] = perSec(120 * u)
+		l[classD2C] = perSec(120 * u)
+		l[classQuery] = perMin(20 * u)
+		l[classTwinRead] = perSec(max(100, 10*u))
+		l[classTwinUpdate] = perSec(max(50, 5*u))
 	case "S3", "B3":
-		l[classRegistry] = limit{perMin(5000 * u)}
-		l[classConnect] = limit{6000 * u}
-		l[classD2C] = limit{6000 * u}
-		l[classQuery] = limit{perMin(1000 * u)}
-		l[classTwinRead] = limit{500 * u}
-		l[classTwinUpdate] = limit{250 * u}
+		l[classRegistry] = perMin(5000 * u)
+		l[classConnect] = perSec(6000 * u)
+		l[classD2C] = perSec(6000 * u)
+		l[classQuery] = perMin(1000 * u)
+		l[classTwinRead] = perSec(500 * u)
+		l[classTwinUpdate] = perSec(250 * u)
 	default:
 		return l, fmt.Errorf("throttling: unknown tier %q (want F1, S1, S2, S3, B1, B2 or B3)", tier)
 	}
@@ -91,11 +95,7 @@ func newThrottler(cfg Throttling) (*throttler, error) {
 	}
 	t := &throttler{}
 	for c, l := range limits {
-		burst := int(l.perSecond)
-		if l.perSecond < 1 { // per-minute limits: a minute's worth at once
-			burst = int(l.perSecond*float64(time.Minute/time.Second) + 0.5)
-		}
-		t.limiters[c] = rate.NewLimiter(rate.Limit(l.perSecond), max(burst, 1))
+		t.limiters[c] = rate.NewLimiter(rate.Limit(l.perSecond), max(l.burst, 1))
 	}
 	return t, nil
 }
