@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"crypto/x509"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -172,5 +173,14 @@ func TestValidateID(t *testing.T) {
 		if err := validateID("device", id); (err == nil) != ok {
 			t.Errorf("%q: %v", id, err)
 		}
+	}
+}
+
+func TestRedactingHandler(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(redactingHandler{slog.NewTextHandler(&buf, nil)})
+	log.With("packet", "SharedAccessSignature sr=a").Warn("error processing packet", "client", "d1", "pk", "SharedAccessSignature sr=b")
+	if out := buf.String(); strings.Contains(out, "SharedAccessSignature") || !strings.Contains(out, "client=d1") {
+		t.Fatalf("log line %q", out)
 	}
 }

@@ -67,7 +67,7 @@ func newMQTTEndpoint(h *Hub, ln net.Listener, log *slog.Logger) (*mqttEndpoint, 
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		InlineClient:           false,
-		Logger:                 log,
+		Logger:                 slog.New(redactingHandler{log.Handler()}),
 		SysTopicResendInterval: 0,
 	})
 	e := &mqttEndpoint{hub: h, server: srv, sessions: map[string]*session{}, addr: ln.Addr().String()}

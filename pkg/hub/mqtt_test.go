@@ -293,3 +293,15 @@ func TestMQTTModuleIdentity(t *testing.T) {
 		t.Fatal("the module connection changed the device's state")
 	}
 }
+
+func TestMQTTTokenExpiryCloses(t *testing.T) {
+	h := hubtest.Start(t, hubtest.InMemory())
+	opts := deviceOptions(t, h, h.AddDevice(t, "dev1"))
+	cs, _ := sas.ParseConnectionString(h.DeviceConnectionString(t, "dev1"))
+	opts.SetPassword(sas.Sign(cs.HostName+"/devices/dev1", "", cs.SharedAccessKey, time.Now().Add(2*time.Second)))
+	d := connectWith(t, opts)
+	eventually(t, "disconnect at token expiry", func() bool { return !d.client.IsConnectionOpen() })
+	if h.Connected("dev1", "") {
+		t.Fatal("the hub still lists the session")
+	}
+}

@@ -255,6 +255,13 @@ func TestQueryRoute(t *testing.T) {
 		}
 	})
 
+	t.Run("invalid continuation", func(t *testing.T) {
+		r := svc.do("POST", "/devices/query", `{"query":"SELECT * FROM devices"}`, "x-ms-continuation", "garbage", "x-ms-max-item-count", "1")
+		if r.status != 400 || r.errorCode(t) != "ArgumentInvalid" {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+	})
+
 	cases := []struct {
 		name, body   string
 		wantStatus   int
