@@ -56,7 +56,10 @@ func Diff(managed Managed, spec, current map[string]any, ownership Ownership) (p
 		removeUnowned(patch, spec, current, "")
 	} else {
 		for _, path := range managed {
-			if _, found := lookup(current, path); !found || overlapsLeaf(path, leaves) {
+			if _, wanted := leaves[path]; wanted || overlapsLeaf(path, leaves) {
+				continue
+			}
+			if _, found := lookup(current, path); !found {
 				continue
 			}
 			setPath(patch, path, nil)

@@ -149,7 +149,7 @@ func (v *validator) key(key string) *Error {
 		return argumentInvalid(v.where(), "Property name cannot be empty. Error in Property/Tag %s", v.where())
 	}
 	for _, r := range key {
-		if r == '.' || r == '$' || r == ' ' || unicode.IsControl(r) || r == utf8.RuneError {
+		if r == '.' || r == '$' || r == ' ' || unicode.IsControl(r) {
 			return argumentInvalid(v.where(), "Property name %s contains invalid character %q", key, r)
 		}
 	}
