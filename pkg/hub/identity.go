@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"sync/atomic"
+
 	"github.com/twinsync/twinsync/pkg/query"
 	"github.com/twinsync/twinsync/pkg/twin"
 )
@@ -16,9 +18,9 @@ type identity struct {
 	// Telemetry counts device-to-cloud messages accepted from the identity.
 	Telemetry int64 `json:"telemetry,omitempty"`
 
-	// doc is the twin as a query document, rebuilt whenever the record
-	// changes.
-	doc map[string]any
+	// doc caches the twin as a query document; built on first use, since
+	// most writes are never queried before the next write replaces them.
+	doc atomic.Pointer[map[string]any]
 }
 
 // key is the record's store key and query sort key.
@@ -32,8 +34,7 @@ func (r *identity) afterLoad() { r.refresh() }
 
 // clone returns a deep copy whose twin and device may be changed freely.
 func (r *identity) clone() *identity {
-	c := *r
-	c.Twin = r.Twin.Clone()
+	c := &identity{Device: r.Device, Twin: r.Twin.Clone(), DeviceEtagCounter: r.DeviceEtagCounter}
 	if r.Device.Capabilities != nil {
 		caps := *r.Device.Capabilities
 		c.Device.Capabilities = &caps
@@ -42,8 +43,7 @@ func (r *identity) clone() *identity {
 		reason := *r.Device.StatusReason
 		c.Device.StatusReason = &reason
 	}
-	c.doc = nil
-	return &c
+	return c
 }
 
 // refresh copies the identity's root fields into the twin (they are the
@@ -68,8 +68,18 @@ func (r *identity) refresh() {
 		t.Capabilities = nil
 	}
 	t.DeviceScope, t.ParentScopes = d.DeviceScope, d.ParentScopes
-	// The document shares values with the twin; both are immutable now.
-	r.doc = t.QueryDocument()
+	r.doc.Store(nil)
+}
+
+// document returns the twin as the query engine's document. It shares
+// values with the twin, which is immutable once the record is stored.
+func (r *identity) document() map[string]any {
+	if d := r.doc.Load(); d != nil {
+		return *d
+	}
+	d := r.Twin.QueryDocument()
+	r.doc.Store(&d)
+	return d
 }
 
 func parseTimeOrZero(s string) twin.Time {

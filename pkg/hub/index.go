@@ -22,7 +22,7 @@ var indexedRoots = []string{"deviceId", "moduleId", "status", "connectionState"}
 // misses or reorders a change.
 type twinIndex struct {
 	mu      sync.RWMutex
-	docs    map[string]map[string]any
+	docs    map[string]*identity
 	modules map[string]bool
 	sorted  [2][]string // device keys, module keys; nil when stale
 	eq      map[string]map[indexValue]*postings
@@ -42,7 +42,7 @@ type postings struct {
 }
 
 func newTwinIndex() *twinIndex {
-	return &twinIndex{docs: map[string]map[string]any{}, modules: map[string]bool{}, eq: map[string]map[indexValue]*postings{}}
+	return &twinIndex{docs: map[string]*identity{}, modules: map[string]bool{}, eq: map[string]map[indexValue]*postings{}}
 }
 
 // change applies a store change (old or new may be nil).
@@ -51,7 +51,7 @@ func (x *twinIndex) change(old, new *identity) {
 	defer x.mu.Unlock()
 	if old != nil {
 		key := old.key()
-		forEachIndexed(old.doc, func(path string, v indexValue) { x.remove(path, v, key) })
+		forEachIndexed(old, func(path string, v indexValue) { x.remove(path, v, key) })
 		if new == nil {
 			delete(x.docs, key)
 			delete(x.modules, key)
@@ -63,9 +63,9 @@ func (x *twinIndex) change(old, new *identity) {
 		if old == nil {
 			x.sorted[collectionSlot(new.isModule())] = nil
 		}
-		x.docs[key] = new.doc
+		x.docs[key] = new
 		x.modules[key] = new.isModule()
-		forEachIndexed(new.doc, func(path string, v indexValue) { x.add(path, v, key) })
+		forEachIndexed(new, func(path string, v indexValue) { x.add(path, v, key) })
 	}
 }
 
@@ -103,16 +103,21 @@ func (x *twinIndex) remove(path string, v indexValue, key string) {
 	}
 }
 
-// forEachIndexed calls fn for every indexed path of doc with its value.
-func forEachIndexed(doc map[string]any, fn func(path string, v indexValue)) {
-	for _, root := range indexedRoots {
-		if v, ok := primitive(doc[root]); ok {
-			fn(root, v)
-		}
+// forEachIndexed calls fn for every indexed path of a record with its
+// value, as the query document shows them.
+func forEachIndexed(rec *identity, fn func(path string, v indexValue)) {
+	d := &rec.Device
+	fn("deviceId", indexValue{'s', d.DeviceID})
+	if d.ModuleID != "" {
+		fn("moduleId", indexValue{'s', d.ModuleID})
 	}
-	if tags, ok := doc["tags"].(map[string]any); ok {
-		walkPrimitives("tags", tags, fn)
+	if d.Status != "" {
+		fn("status", indexValue{'s', d.Status})
 	}
+	if d.ConnectionState != "" {
+		fn("connectionState", indexValue{'s', d.ConnectionState})
+	}
+	walkPrimitives("tags", rec.Twin.Tags, fn)
 }
 
 func walkPrimitives(prefix string, m map[string]any, fn func(string, indexValue)) {
@@ -189,9 +194,9 @@ func (x *twinIndex) Scan(ctx context.Context, c query.Collection, after string, 
 			return ctx.Err()
 		}
 		x.mu.RLock()
-		doc, ok := x.docs[key]
+		rec, ok := x.docs[key]
 		x.mu.RUnlock()
-		if ok && !yield(key, doc) {
+		if ok && !yield(key, rec.document()) {
 			return nil
 		}
 	}
@@ -252,10 +257,11 @@ func indexedPath(path []string) bool {
 // Get implements query.IndexedSource.
 func (x *twinIndex) Get(c query.Collection, key string) (map[string]any, bool) {
 	x.mu.RLock()
-	defer x.mu.RUnlock()
-	doc, ok := x.docs[key]
-	if !ok || x.modules[key] != (c == query.Modules) {
+	rec, ok := x.docs[key]
+	module := x.modules[key]
+	x.mu.RUnlock()
+	if !ok || module != (c == query.Modules) {
 		return nil, false
 	}
-	return doc, true
+	return rec.document(), true
 }

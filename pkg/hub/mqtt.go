@@ -224,7 +224,7 @@ func (h *mqttHook) ID() string { return "iothub" }
 // Provides implements mqtt.Hook.
 func (h *mqttHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
-		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish,
 		mqtt.OnDisconnect, mqtt.OnPacketRead, mqtt.OnPublish,
 	}, []byte{b})
 }
@@ -268,10 +268,12 @@ func (h *mqttHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	return true
 }
 
-// OnSessionEstablished makes the connection the identity's current one
-// (mochi has already dropped an older connection with the same id) and
-// records the connection state.
-func (h *mqttHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+// OnSessionEstablish makes the connection the identity's current one and
+// records the connection state, before mochi drops an older connection
+// with the same id and before the CONNACK: a client that got its CONNACK
+// finds the twin Connected, and the older connection's disconnect no
+// longer counts.
+func (h *mqttHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	v, ok := h.e.pending.LoadAndDelete(cl)
 	if !ok {
 		return
