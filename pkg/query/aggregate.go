@@ -103,15 +103,15 @@ func aggregatePage(ctx context.Context, q *Query, src Source, cur cursor, limit 
 // collectGroups runs the aggregates over every matching twin and returns
 // the groups sorted by their values.
 func collectGroups(ctx context.Context, q *Query, src Source) ([]*group, error) {
-	byKey := map[string]*group{}
+	byKey := map[any]*group{}
 	var order []*group
 	values := make([]any, len(q.GroupBy))
-	err := candidates(ctx, q, src, "", func(_ string, doc map[string]any) bool {
-		if !q.Matches(doc) {
+	err := iterate(ctx, q, src, "", func(_ string, _ map[string]any, r row) bool {
+		if !q.matches(r) {
 			return true
 		}
 		for i, p := range q.GroupBy {
-			values[i] = lookup(doc, p.Segments)
+			values[i] = r.value(p)
 		}
 		k := groupKey(values)
 		g := byKey[k]
@@ -124,7 +124,7 @@ func collectGroups(ctx context.Context, q *Query, src Source) ([]*group, error) 
 			if c, ok := it.Expr.(*Call); ok && c.Func.Aggregate() {
 				var v any
 				if len(c.Args) == 1 {
-					v = eval(c.Args[0], doc)
+					v = eval(c.Args[0], r)
 				}
 				g.accs[i].add(c.Func, v)
 			}
@@ -139,13 +139,16 @@ func newGroup(q *Query, values []any) *group {
 	return &group{values: values, accs: make([]accumulator, len(q.Items))}
 }
 
-// groupKey identifies a tuple of group values; primitives use valueKey and
-// the rest their JSON text, each tagged so kinds never collide.
-func groupKey(values []any) string {
-	if len(values) == 1 {
-		if vk, ok := valueKey(values[0]); ok {
-			return vk
-		}
+// tupleKey is the map key of a group whose values are not a single
+// primitive; its own type keeps it apart from string values.
+type tupleKey string
+
+// groupKey identifies a tuple of group values. A single primitive or
+// undefined value is its own key (no allocation on the hot path); other
+// tuples are encoded with valueKey and JSON text, tagged by kind.
+func groupKey(values []any) any {
+	if len(values) == 1 && (values[0] == Undefined || isPrimitive(kindOf(values[0]))) {
+		return values[0]
 	}
 	var b []byte
 	for _, v := range values {
@@ -160,7 +163,7 @@ func groupKey(values []any) string {
 		}
 		b = append(b, 0)
 	}
-	return string(b)
+	return tupleKey(b)
 }
 
 func groupRow(q *Query, g *group) map[string]any {

@@ -8,18 +8,29 @@ import (
 
 // Matches reports whether doc satisfies the WHERE clause of q (true when
 // there is none). Only a Boolean true matches.
-func (q *Query) Matches(doc map[string]any) bool {
-	return q.Where == nil || eval(q.Where, doc) == true
-}
+func (q *Query) Matches(doc map[string]any) bool { return q.matches(docRow(doc)) }
+
+func (q *Query) matches(r row) bool { return q.Where == nil || eval(q.Where, r) == true }
 
 // Eval evaluates e against doc and returns a JSON value (nil, bool,
 // float64, string, []any, map[string]any) or Undefined.
-func Eval(e Expr, doc map[string]any) any { return eval(e, doc) }
+func Eval(e Expr, doc map[string]any) any { return eval(e, docRow(doc)) }
 
-func eval(e Expr, doc map[string]any) any {
+// row resolves paths for the evaluator: from a document, or from the
+// columns of a ColumnSource.
+type row interface {
+	value(p *Path) any
+}
+
+// docRow reads paths from a decoded twin.
+type docRow map[string]any
+
+func (d docRow) value(p *Path) any { return lookup(d, p.Segments) }
+
+func eval(e Expr, doc row) any {
 	switch e := e.(type) {
 	case *Path:
-		return lookup(doc, e.Segments)
+		return doc.value(e)
 	case *Literal:
 		return e.Value
 	case *Unary:
@@ -34,7 +45,7 @@ func eval(e Expr, doc map[string]any) any {
 	return Undefined
 }
 
-func evalUnary(e *Unary, doc map[string]any) any {
+func evalUnary(e *Unary, doc row) any {
 	x := eval(e.X, doc)
 	switch e.Op {
 	case OpNot:
@@ -49,7 +60,7 @@ func evalUnary(e *Unary, doc map[string]any) any {
 	return Undefined
 }
 
-func evalBinary(e *Binary, doc map[string]any) any {
+func evalBinary(e *Binary, doc row) any {
 	switch e.Op {
 	case OpAnd:
 		return evalAnd(e, doc)
@@ -65,7 +76,7 @@ func evalBinary(e *Binary, doc map[string]any) any {
 }
 
 // evalAnd is three-valued: false wins over undefined, true needs both.
-func evalAnd(e *Binary, doc map[string]any) any {
+func evalAnd(e *Binary, doc row) any {
 	l := eval(e.L, doc)
 	if l == false {
 		return false
@@ -81,7 +92,7 @@ func evalAnd(e *Binary, doc map[string]any) any {
 }
 
 // evalOr is three-valued: true wins over undefined, false needs both.
-func evalOr(e *Binary, doc map[string]any) any {
+func evalOr(e *Binary, doc row) any {
 	l := eval(e.L, doc)
 	if l == true {
 		return true
@@ -154,7 +165,7 @@ func evalArithmetic(op Op, l, r any) any {
 // evalIn is true when x equals an element, false when it is a primitive
 // equal to none; NIN negates that. An undefined or non-primitive x is
 // undefined either way.
-func evalIn(e *In, doc map[string]any) any {
+func evalIn(e *In, doc row) any {
 	x := eval(e.X, doc)
 	if !isPrimitive(kindOf(x)) {
 		return Undefined
@@ -169,7 +180,7 @@ func evalIn(e *In, doc map[string]any) any {
 	return found != e.Not
 }
 
-func evalCall(e *Call, doc map[string]any) any {
+func evalCall(e *Call, doc row) any {
 	args := make([]any, len(e.Args))
 	for i, a := range e.Args {
 		args[i] = eval(a, doc)

@@ -5,7 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"hash/fnv"
-	"slices"
+	"strings"
 )
 
 // cursor is what a continuation token carries.
@@ -93,15 +93,15 @@ func pageLimit(q *Query, opts Options, cur cursor) int64 {
 func rowPage(ctx context.Context, q *Query, src Source, cur cursor, limit int64, page *Page) error {
 	var lastKey string
 	more := false
-	err := candidates(ctx, q, src, cur.Key, func(key string, doc map[string]any) bool {
-		if !q.Matches(doc) {
+	err := iterate(ctx, q, src, cur.Key, func(key string, doc map[string]any, r row) bool {
+		if !q.matches(r) {
 			return true
 		}
 		if limit >= 0 && int64(len(page.Items)) == limit {
 			more = true
 			return false
 		}
-		page.Items = append(page.Items, project(q, doc))
+		page.Items = append(page.Items, project(q, doc, r))
 		lastKey = key
 		return true
 	})
@@ -117,48 +117,115 @@ func rowPage(ctx context.Context, q *Query, src Source, cur cursor, limit int64,
 
 // project builds the row for one twin: the twin itself for SELECT *,
 // else an object with one key per defined select item.
-func project(q *Query, doc map[string]any) map[string]any {
+func project(q *Query, doc map[string]any, r row) map[string]any {
 	if q.Star {
 		return doc
 	}
-	row := make(map[string]any, len(q.Items))
+	out := make(map[string]any, len(q.Items))
 	for i, it := range q.Items {
-		if v := eval(it.Expr, doc); v != Undefined {
-			row[it.Name(i)] = v
+		if v := eval(it.Expr, r); v != Undefined {
+			out[it.Name(i)] = v
 		}
 	}
-	return row
+	return out
 }
 
-// candidates yields the twins after key `after` that may match q, in key
-// order: from an index when the source has one for a conjunct of WHERE,
-// else from a scan.
-func candidates(ctx context.Context, q *Query, src Source, after string, yield func(string, map[string]any) bool) error {
-	is, ok := src.(IndexedSource)
-	if !ok || q.Where == nil {
-		return src.Scan(ctx, q.From, after, yield)
-	}
-	keys, ok := plan(is, q.From, q.Where)
-	if !ok {
-		return src.Scan(ctx, q.From, after, yield)
-	}
-	start := 0
-	if after != "" {
-		start, _ = slices.BinarySearch(keys, after)
-		if start < len(keys) && keys[start] == after {
-			start++
+// visitFunc receives candidate twins in key order; r reads paths from the
+// document or from columns. Returning false stops the iteration.
+type visitFunc func(key string, doc map[string]any, r row) bool
+
+// iterate yields the twins after key `after` that may match q, in key
+// order, by the cheapest access path the source offers: an index for a
+// conjunct of WHERE, else columns, else a scan of the documents.
+func iterate(ctx context.Context, q *Query, src Source, after string, visit visitFunc) error {
+	if is, ok := src.(IndexedSource); ok && q.Where != nil {
+		if keys, ok := plan(is, q.From, q.Where); ok {
+			return visitKeys(ctx, is, q.From, keys, after, visit)
 		}
 	}
-	for i, k := range keys[start:] {
+	if cs, ok := src.(ColumnSource); ok {
+		if done, err := visitColumns(ctx, q, cs, after, visit); done || err != nil {
+			return err
+		}
+	}
+	return src.Scan(ctx, q.From, after, func(key string, doc map[string]any) bool {
+		return visit(key, doc, docRow(doc))
+	})
+}
+
+func visitKeys(ctx context.Context, is IndexedSource, c Collection, keys []string, after string, visit visitFunc) error {
+	for i := startAfter(keys, after); i < len(keys); i++ {
 		if i%1024 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		doc, ok := is.Get(q.From, k)
-		if ok && !yield(k, doc) {
+		if doc, ok := is.Get(c, keys[i]); ok && !visit(keys[i], doc, docRow(doc)) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// colRow reads paths from the columns of a ColumnSource at row i.
+type colRow struct {
+	slots map[*Path]int
+	cols  [][]any
+	i     int
+}
+
+func (r *colRow) value(p *Path) any { return r.cols[r.slots[p]][r.i] }
+
+// visitColumns iterates over a column snapshot; done is false when the
+// source keeps no columns for some path of q.
+func visitColumns(ctx context.Context, q *Query, cs ColumnSource, after string, visit visitFunc) (done bool, err error) {
+	slots, paths := queryPaths(q)
+	done, err = cs.Columns(ctx, q.From, paths, func(keys []string, docs []map[string]any, cols [][]any) {
+		r := &colRow{slots: slots, cols: cols}
+		for i := startAfter(keys, after); i < len(keys); i++ {
+			if i%4096 == 0 && ctx.Err() != nil {
+				err = ctx.Err()
+				return
+			}
+			r.i = i
+			if !visit(keys[i], docs[i], r) {
+				return
+			}
+		}
+	})
+	return done, err
+}
+
+// queryPaths lists the distinct paths q reads and maps each Path node to
+// its position in that list.
+func queryPaths(q *Query) (map[*Path]int, [][]string) {
+	slots := map[*Path]int{}
+	byName := map[string]int{}
+	var paths [][]string
+	add := func(e Expr) {
+		walk(e, func(e Expr) {
+			p, ok := e.(*Path)
+			if !ok {
+				return
+			}
+			name := strings.Join(p.Segments, "\x00")
+			i, seen := byName[name]
+			if !seen {
+				i = len(paths)
+				byName[name] = i
+				paths = append(paths, p.Segments)
+			}
+			slots[p] = i
+		})
+	}
+	for _, it := range q.Items {
+		add(it.Expr)
+	}
+	if q.Where != nil {
+		add(q.Where)
+	}
+	for _, g := range q.GroupBy {
+		add(g)
+	}
+	return slots, paths
 }
 
 // plan returns the smallest sorted key set an index gives for one of the

@@ -13,10 +13,14 @@ import (
 // typically index: the system properties people filter on and every tag.
 var DefaultIndexedPaths = []string{"deviceId", "moduleId", "status", "connectionState", "tags"}
 
-// MemSource is the in-memory reference Source and IndexedSource. It keeps
-// device twins and module twins in two collections, each with its keys in
-// sorted order and exact equality indexes on every primitive leaf under the
-// configured paths. Indexes are updated on every Put and Delete.
+// MemSource is the in-memory reference Source, IndexedSource and
+// ColumnSource. It keeps device twins and module twins in two collections.
+// For each it maintains exact equality indexes on every primitive leaf under
+// the configured paths, updated on every Put and Delete, and a snapshot:
+// the keys in order, the documents, and value columns for the paths queries
+// asked for (also limited to the configured paths). Replacing a twin updates
+// the snapshot in place; adding or removing one marks it stale, and it is
+// rebuilt on the next query, so bulk loads stay O(n log n).
 //
 // Documents handed to Put belong to the MemSource from then on and must not
 // be modified by the caller: replace a twin by putting a new map.
@@ -29,14 +33,52 @@ type MemSource struct {
 
 type memCollection struct {
 	docs map[string]map[string]any
-	// sorted caches the keys of docs in order; nil when stale. It is
-	// rebuilt on demand so that bulk loads stay O(n log n).
-	sorted []string
+	snap *snapshot // nil when stale
 	// index maps indexKey(path, value) to the set of keys holding that
 	// value; entries remembers each document's index keys for removal.
 	index   map[string]*posting
 	entries map[string][]string
 }
+
+// snapshot is a collection in key order, with value columns.
+type snapshot struct {
+	keys    []string
+	docs    []map[string]any
+	columns map[string]*column // by strings.Join(path, ".")
+}
+
+type column struct {
+	path   []string
+	values []any
+	// intern shares one copy of each short string value, so that equal
+	// values are one cache line apart rather than one per twin.
+	intern map[string]any
+}
+
+// Interning limits: long or numerous distinct strings are kept as they are.
+const (
+	maxInternLen   = 128
+	maxInternCount = 4096
+)
+
+// value reads the column's path from doc.
+func (col *column) value(doc map[string]any) any {
+	v := lookup(doc, col.path)
+	s, ok := v.(string)
+	if !ok || len(s) > maxInternLen {
+		return v
+	}
+	if shared, ok := col.intern[s]; ok {
+		return shared
+	}
+	if len(col.intern) < maxInternCount {
+		col.intern[s] = v
+	}
+	return v
+}
+
+// maxColumns bounds the memory columns take: 100,000 twins cost 1.6 MB a column.
+const maxColumns = 32
 
 // posting is the set of keys for one (path, value) pair.
 type posting struct {
@@ -46,8 +88,8 @@ type posting struct {
 
 // NewMemSource returns an empty MemSource that indexes every primitive
 // leaf at or below each of the given dotted paths (e.g. "tags",
-// "properties.reported.connectivity"). With no paths it keeps no indexes
-// and every query scans.
+// "properties.reported.connectivity") and keeps columns for paths at or
+// below them. With no paths every query scans the documents.
 func NewMemSource(indexedPaths ...string) *MemSource {
 	s := &MemSource{}
 	for _, p := range indexedPaths {
@@ -74,17 +116,19 @@ func (s *MemSource) Put(doc map[string]any) error {
 		return errNoDeviceID
 	}
 	mod, _ := doc["moduleId"].(string)
-	c := collectionOf(mod)
 	key := Key(dev, mod)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mc := s.colls[c]
-	if _, exists := mc.docs[key]; !exists {
-		mc.sorted = nil
-	}
+	mc := s.colls[collectionOf(mod)]
+	_, exists := mc.docs[key]
 	mc.unindex(key)
 	mc.docs[key] = doc
 	mc.indexDoc(key, doc, s.indexed)
+	if !exists {
+		mc.snap = nil
+	} else if mc.snap != nil {
+		mc.snap.replace(key, doc)
+	}
 	return nil
 }
 
@@ -99,7 +143,7 @@ func (s *MemSource) Delete(deviceID, moduleID string) {
 	}
 	mc.unindex(key)
 	delete(mc.docs, key)
-	mc.sorted = nil
+	mc.snap = nil
 }
 
 // Len returns the number of documents in collection c.
@@ -119,51 +163,128 @@ func collectionOf(moduleID string) Collection {
 	return Devices
 }
 
-// Scan implements Source. It holds a read lock while yield runs, so yield
-// must not write to s.
+// Scan implements Source. It holds a lock while yield runs, so yield must
+// not write to s.
 func (s *MemSource) Scan(ctx context.Context, c Collection, after string, yield func(string, map[string]any) bool) error {
 	if c < Devices || c > Jobs {
 		return nil
 	}
-	s.ensureSorted(c)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	mc := s.colls[c]
-	keys := mc.sorted
-	if keys == nil { // a writer got in between; sort a private copy
-		keys = sortedKeys(mc.docs)
-	}
-	start := 0
-	if after != "" {
-		start, _ = slices.BinarySearch(keys, after)
-		if start < len(keys) && keys[start] == after {
-			start++
+	var err error
+	s.withSnapshot(c, nil, func(snap *snapshot) {
+		for i := startAfter(snap.keys, after); i < len(snap.keys); i++ {
+			if i%1024 == 0 && ctx.Err() != nil {
+				err = ctx.Err()
+				return
+			}
+			if !yield(snap.keys[i], snap.docs[i]) {
+				return
+			}
 		}
-	}
-	for i, k := range keys[start:] {
-		if i%1024 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !yield(k, mc.docs[k]) {
-			return nil
-		}
-	}
-	return nil
+	})
+	return err
 }
 
-// ensureSorted rebuilds the sorted key cache of c if a write made it stale.
-func (s *MemSource) ensureSorted(c Collection) {
+// Columns implements ColumnSource for paths at or below the indexed paths.
+func (s *MemSource) Columns(ctx context.Context, c Collection, paths [][]string, fn func([]string, []map[string]any, [][]any)) (bool, error) {
+	if c < Devices || c > Jobs || len(paths) > maxColumns {
+		return false, nil
+	}
+	for _, p := range paths {
+		if !s.covers(p) {
+			return false, nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	s.withSnapshot(c, paths, func(snap *snapshot) {
+		cols := make([][]any, len(paths))
+		for i, p := range paths {
+			cols[i] = snap.columns[strings.Join(p, ".")].values
+		}
+		fn(snap.keys, snap.docs, cols)
+	})
+	return true, nil
+}
+
+// withSnapshot runs fn on an up-to-date snapshot of c holding the given
+// columns: under the read lock when nothing needs building, else under the
+// write lock after building what is missing.
+func (s *MemSource) withSnapshot(c Collection, paths [][]string, fn func(*snapshot)) {
+	mc := s.colls[c]
 	s.mu.RLock()
-	fresh := s.colls[c].sorted != nil || len(s.colls[c].docs) == 0
-	s.mu.RUnlock()
-	if fresh {
+	if mc.snap != nil && mc.snap.hasColumns(paths) {
+		defer s.mu.RUnlock()
+		fn(mc.snap)
 		return
 	}
+	s.mu.RUnlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if mc := s.colls[c]; mc.sorted == nil {
-		mc.sorted = sortedKeys(mc.docs)
+	if mc.snap == nil {
+		mc.snap = newSnapshot(mc.docs)
 	}
+	mc.snap.addColumns(paths)
+	fn(mc.snap)
+}
+
+func newSnapshot(docs map[string]map[string]any) *snapshot {
+	snap := &snapshot{keys: sortedKeys(docs), columns: map[string]*column{}}
+	snap.docs = make([]map[string]any, len(snap.keys))
+	for i, k := range snap.keys {
+		snap.docs[i] = docs[k]
+	}
+	return snap
+}
+
+func (snap *snapshot) hasColumns(paths [][]string) bool {
+	for _, p := range paths {
+		if snap.columns[strings.Join(p, ".")] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (snap *snapshot) addColumns(paths [][]string) {
+	for _, p := range paths {
+		name := strings.Join(p, ".")
+		if snap.columns[name] != nil {
+			continue
+		}
+		if len(snap.columns) >= maxColumns {
+			clear(snap.columns) // start over rather than grow without bound
+		}
+		col := &column{path: slices.Clone(p), values: make([]any, len(snap.docs)), intern: map[string]any{}}
+		for i, d := range snap.docs {
+			col.values[i] = col.value(d)
+		}
+		snap.columns[name] = col
+	}
+}
+
+// replace swaps in a new version of an existing twin.
+func (snap *snapshot) replace(key string, doc map[string]any) {
+	i, found := slices.BinarySearch(snap.keys, key)
+	if !found {
+		return
+	}
+	snap.docs[i] = doc
+	for _, col := range snap.columns {
+		col.values[i] = col.value(doc)
+	}
+}
+
+// startAfter is the index of the first key after `after` in sorted keys.
+func startAfter(keys []string, after string) int {
+	if after == "" {
+		return 0
+	}
+	i, found := slices.BinarySearch(keys, after)
+	if found {
+		i++
+	}
+	return i
 }
 
 func sortedKeys[V any](m map[string]V) []string {

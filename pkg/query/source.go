@@ -45,3 +45,21 @@ func Key(deviceID, moduleID string) string {
 	}
 	return deviceID + "/" + moduleID
 }
+
+// ColumnSource is a Source that can also hand out a consistent snapshot of
+// a collection as columns: the keys in ascending order, the documents, and
+// for each requested path the value every document holds there. The
+// engine evaluates WHERE, projections, GROUP BY and aggregates on the
+// columns, which are contiguous in memory, instead of walking every
+// document's nested maps; that is what makes a GROUP BY over 100,000 twins
+// fast.
+type ColumnSource interface {
+	Source
+	// Columns calls fn once with the snapshot of collection c: keys, docs
+	// and one column per entry of paths, all of the same length and in key
+	// order. Column values are normalized JSON values (float64 numbers) or
+	// Undefined. The slices are valid only while fn runs and must not be
+	// modified. ok is false, and fn is not called, when the source does not
+	// keep a column for every path; the engine then scans.
+	Columns(ctx context.Context, c Collection, paths [][]string, fn func(keys []string, docs []map[string]any, cols [][]any)) (ok bool, err error)
+}
