@@ -47,7 +47,7 @@ func benchData(b *testing.B) []map[string]any {
 					"desired": map[string]any{"power_level": i % 5, "telemetryConfig": map[string]any{"sendFrequency": "5m"}, "$version": 2},
 					"reported": map[string]any{"connectivity": conn[i%3], "firmware": fmt.Sprintf("1.%d.%d", i%10, i%7),
 						"telemetryConfig": map[string]any{"status": statuses[rng.IntN(3)], "sendFrequencyInSecs": 300},
-						"battery": rng.IntN(101), "pad": pad, "$version": 7},
+						"battery":         rng.IntN(101), "pad": pad, "$version": 7},
 				},
 			}
 			raw, err := json.Marshal(twin)
