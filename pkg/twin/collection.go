@@ -22,7 +22,8 @@ const (
 //
 // Values holds canonical JSON values (see the package doc). Change a
 // section only through the Twin write methods, which keep Metadata and
-// Version exact.
+// Version exact; they replace maps copy-on-write and never modify one in
+// place, so Values and Metadata may be shared (see Twin.Clone).
 type Collection struct {
 	Values   map[string]any
 	Metadata Metadata
@@ -226,7 +227,7 @@ func (m *Metadata) toJSONValue() map[string]any {
 	return out
 }
 
-// Clone returns a deep copy of the section.
-func (c *Collection) Clone() Collection {
+// DeepCopy returns a copy of the section that shares no memory with it.
+func (c *Collection) DeepCopy() Collection {
 	return Collection{Values: cloneObject(c.Values), Metadata: c.Metadata.clone(), Version: c.Version}
 }

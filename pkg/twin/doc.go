@@ -13,6 +13,17 @@
 // Timestamps (Time) are written as UTC with seven fractional digits and a
 // Z, and read in every older form (no zone, fewer digits, null).
 //
+// Tags, property values and $metadata trees are immutable once they are in
+// a Twin: the write methods copy the maps along the paths they change
+// (copy-on-write) instead of modifying them. So Clone, which the hub's store
+// calls on every write, copies only the root, and a QueryDocument taken
+// before a write stays valid after it. DeepCopy is there for code that
+// wants to modify maps in place.
+//
+// Bodies are decoded by a small JSON parser of this package rather than
+// encoding/json, because decoding dominated the write path; a fuzz test
+// checks that it accepts and produces exactly what encoding/json does.
+//
 // Values are canonical decoded JSON: map[string]any, []any, string, bool
 // and json.Number. Numbers stay json.Number from decoding to storage so
 // integers are range-checked exactly (±2^52) and a client's literal (1.0)

@@ -28,11 +28,15 @@ func fuzzAPIVersion(old bool) Options {
 	return Options{}
 }
 
-// checkWrite asserts the write-path invariants: a refused write changes
-// nothing and returns an *Error; a successful one leaves every section
+// checkWrite asserts the write-path invariants: a clone taken before the
+// write still shows the old twin; a refused write changes nothing and
+// returns an *Error; a successful one leaves every section
 // within the limits with exact metadata, never lowers a version, and keeps
 // the twin's JSON round-trippable.
 func checkWrite(t *testing.T, before []byte, old, tw *Twin, err error) {
+	if oldNow := mustJSON(t, old); !bytes.Equal(oldNow, before) {
+		t.Fatalf("the write changed a clone taken before it (copy-on-write broken)")
+	}
 	if err != nil {
 		var e *Error
 		if !errors.As(err, &e) {

@@ -34,7 +34,13 @@ func (t *Twin) DeviceView() []byte {
 	return append(b, '}')
 }
 
-// Clone returns a deep copy of t; changing one never affects the other.
+// Clone returns a copy of t that is cheap to make: root fields, slices and
+// maps of the root are copied, while the tags, property values and
+// $metadata trees are shared. That is safe because those trees are
+// immutable: the write methods never modify a map they did not just
+// create (they copy the maps along the paths they change), so a write to
+// either twin never shows in the other. Code that wants to modify the maps
+// in place must use DeepCopy.
 func (t *Twin) Clone() *Twin {
 	out := *t
 	if t.X509Thumbprint != nil {
@@ -45,9 +51,6 @@ func (t *Twin) Clone() *Twin {
 		c := *t.Capabilities
 		out.Capabilities = &c
 	}
-	out.Tags = cloneObject(t.Tags)
-	out.Properties.Desired = t.Properties.Desired.Clone()
-	out.Properties.Reported = t.Properties.Reported.Clone()
 	if t.ParentScopes != nil {
 		out.ParentScopes = append([]string(nil), t.ParentScopes...)
 	}
@@ -58,6 +61,15 @@ func (t *Twin) Clone() *Twin {
 		}
 	}
 	return &out
+}
+
+// DeepCopy returns a copy of t that shares no memory with it.
+func (t *Twin) DeepCopy() *Twin {
+	out := t.Clone()
+	out.Tags = cloneObject(t.Tags)
+	out.Properties.Desired = t.Properties.Desired.DeepCopy()
+	out.Properties.Reported = t.Properties.Reported.DeepCopy()
+	return out
 }
 
 // QueryDocument returns the twin as the decoded JSON document the query

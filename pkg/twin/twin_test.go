@@ -139,7 +139,7 @@ func TestDeviceView(t *testing.T) {
 	}
 }
 
-func TestCloneIsDeep(t *testing.T) {
+func TestDeepCopyIsDeep(t *testing.T) {
 	tw := New("d1", "", t0)
 	tw.ParentScopes = []string{"p"}
 	tw.Configurations = map[string]ConfigurationStatus{"c": {Status: "targeted"}}
@@ -147,11 +147,11 @@ func TestCloneIsDeep(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := string(mustJSON(t, tw))
-	c := tw.Clone()
+	c := tw.DeepCopy()
 	if got := string(mustJSON(t, c)); got != before {
-		t.Fatalf("clone differs:\n%s\n%s", got, before)
+		t.Fatalf("copy differs:\n%s\n%s", got, before)
 	}
-	// Change the clone every way a caller could.
+	// Change the copy in place every way a caller could.
 	c.Tags["a"].(map[string]any)["b"].([]any)[1].(map[string]any)["c"] = json.Number("9")
 	c.Properties.Desired.Values["x"].(map[string]any)["y"] = json.Number("9")
 	c.Properties.Desired.Metadata.Children["x"].LastUpdatedVersion = 99
@@ -159,11 +159,58 @@ func TestCloneIsDeep(t *testing.T) {
 	c.Capabilities.IoTEdge = true
 	c.ParentScopes[0] = "q"
 	c.Configurations["c"] = ConfigurationStatus{Status: "applied"}
-	if _, err := c.PatchReported([]byte(`{"r":1}`), at(2), Options{}); err != nil {
-		t.Fatal(err)
-	}
 	if after := string(mustJSON(t, tw)); after != before {
-		t.Errorf("changing the clone changed the original:\n%s\n%s", after, before)
+		t.Errorf("changing the copy changed the original:\n%s\n%s", after, before)
+	}
+}
+
+// TestCloneIsolatesWrites checks the copy-on-write contract behind the
+// cheap Clone: writes to a clone, at every depth and of every kind, never
+// show in the original (nor in a query document taken before), and the
+// other way round.
+func TestCloneIsolatesWrites(t *testing.T) {
+	writes := []op{
+		{kind: "patch", body: `{"tags":{"a":{"b":{"c":null,"d":2}},"e":null},"properties":{"desired":{"x":{"y":{"z":null}},"w":null,"n":{"m":1}}}}`},
+		{kind: "put", body: `{"tags":{"only":1},"properties":{"desired":{"x":{"y":{}}}}}`},
+		{kind: "reported", body: `{"r":{"s":{"t":null,"u":3}},"v":null,"q":{"p":null}}`},
+	}
+	seed := func() *Twin {
+		tw := New("d1", "", t0)
+		for _, o := range []op{
+			{kind: "patch", body: `{"tags":{"a":{"b":{"c":1}},"e":1},"properties":{"desired":{"x":{"y":{"z":1}},"w":[1]}}}`},
+			{kind: "reported", body: `{"r":{"s":{"t":1}},"v":1}`},
+		} {
+			if _, err := o.apply(tw, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return tw
+	}
+	for _, w := range writes {
+		t.Run(w.kind, func(t *testing.T) {
+			original := seed()
+			before, doc := string(mustJSON(t, original)), string(mustJSON(t, original.QueryDocument()))
+			clone := original.Clone()
+			if _, err := w.apply(clone, 2); err != nil {
+				t.Fatal(err)
+			}
+			if string(mustJSON(t, clone)) == before {
+				t.Fatal("the write did not change the clone")
+			}
+			if after := string(mustJSON(t, original)); after != before {
+				t.Errorf("a write to the clone changed the original:\n%s\n%s", after, before)
+			}
+			if after := string(mustJSON(t, original.QueryDocument())); after != doc {
+				t.Errorf("a write to the clone changed the query document")
+			}
+			cloneBefore := string(mustJSON(t, clone))
+			if _, err := w.apply(original, 3); err != nil {
+				t.Fatal(err)
+			}
+			if after := string(mustJSON(t, clone)); after != cloneBefore {
+				t.Errorf("a write to the original changed the clone")
+			}
+		})
 	}
 }
 

@@ -127,7 +127,13 @@ func (v *validator) object(obj map[string]any, depth int) *Error {
 // member checks one key and its value.
 func (v *validator) member(key string, value any, depth int) *Error {
 	v.path = append(v.path, key)
-	defer func() { v.path = v.path[:len(v.path)-1] }()
+	err := v.checkMember(key, value, depth)
+	v.path = v.path[:len(v.path)-1]
+	return err
+}
+
+// checkMember checks a member whose key is already on the path.
+func (v *validator) checkMember(key string, value any, depth int) *Error {
 	if err := v.key(key); err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package twin
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -17,14 +16,9 @@ import (
 // literal text the client sent. Anything other than one object is an
 // ArgumentInvalid error.
 func decodeObject(data []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	v, err := parseJSON(data)
+	if err != nil {
 		return nil, argumentInvalid("", "The request body is not valid JSON: %v", err)
-	}
-	if dec.More() {
-		return nil, argumentInvalid("", "The request body holds more than one JSON value")
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {

@@ -47,32 +47,32 @@ func (t *Twin) PatchService(body []byte, now time.Time, opts Options) (*DesiredN
 	}
 
 	stamp := NewTime(now)
-	desiredVersion := t.Properties.Desired.Version + 1
-	tagsTouched := false
+	d := &t.Properties.Desired
+	desiredVersion := d.Version + 1
+	var newTags, newDesired map[string]any
+	var desiredMD *Metadata
+	tagsTouched, desiredTouched := false, false
 	if tags != nil {
-		if t.Tags == nil {
-			t.Tags = make(map[string]any, len(tags))
-		}
-		tagsTouched = merge(t.Tags, nil, tags, stamp, 0)
+		tagMerger := merger{stamp: stamp}
+		newTags, _, tagsTouched = tagMerger.merge(t.Tags, nil, tags)
 	}
-	desiredTouched := false
 	if desired != nil {
-		d := &t.Properties.Desired
-		if d.Values == nil {
-			d.Values = make(map[string]any, len(desired))
-		}
-		desiredTouched = merge(d.Values, &d.Metadata, desired, stamp, desiredVersion)
+		desiredMerger := merger{stamp: stamp, version: desiredVersion}
+		newDesired, desiredMD, desiredTouched = desiredMerger.merge(d.Values, &d.Metadata, desired)
 	}
 	if !tagsTouched && !desiredTouched {
 		return nil, nil
 	}
 	t.Version++
 	t.bumpETag()
+	if tagsTouched {
+		t.Tags = newTags
+	}
 	if !desiredTouched {
 		return nil, nil
 	}
-	t.Properties.Desired.Metadata.stamp(stamp, desiredVersion)
-	t.Properties.Desired.Version = desiredVersion
+	d.Values, d.Metadata, d.Version = newDesired, *desiredMD, desiredVersion
+	d.Metadata.LastUpdated, d.Metadata.LastUpdatedVersion = stamp, desiredVersion
 	return newNotification(desiredVersion, desired), nil
 }
 
@@ -140,13 +140,13 @@ func (t *Twin) PatchReported(patch []byte, now time.Time, opts Options) (int64, 
 	if err := t.checkPatch(SectionReported, r.Values, values, opts); err != nil {
 		return r.Version, err
 	}
-	if r.Values == nil {
-		r.Values = make(map[string]any, len(values))
-	}
 	stamp := NewTime(now)
-	if !merge(r.Values, &r.Metadata, values, stamp, 0) {
+	m := merger{stamp: stamp}
+	newValues, md, touched := m.merge(r.Values, &r.Metadata, values)
+	if !touched {
 		return r.Version, nil
 	}
+	r.Values, r.Metadata = newValues, *md
 	r.Metadata.LastUpdated = stamp
 	r.Version++
 	t.Version++
@@ -226,92 +226,107 @@ func sizeDelta(values, patch map[string]any) int {
 	delta := 0
 	for k, pv := range patch {
 		old, exists := values[k]
-		before := 0
+		if p, ok := pv.(map[string]any); ok {
+			if o, ok := old.(map[string]any); ok {
+				delta += sizeDelta(o, p) // merged in place: the key stays
+				continue
+			}
+		}
 		if exists {
-			before = textSize(k) + valueSize(old)
+			delta -= textSize(k) + valueSize(old)
 		}
 		switch p := pv.(type) {
 		case nil:
-			delta -= before
 		case map[string]any:
-			if o, ok := old.(map[string]any); ok {
-				delta += sizeDelta(o, p) // merged in place: the key stays
-			} else {
-				delta += textSize(k) + sizeDelta(nil, p) - before
-			}
+			delta += textSize(k) + sizeDelta(nil, p)
 		default:
-			delta += textSize(k) + valueSize(pv) - before
+			delta += textSize(k) + valueSize(pv)
 		}
 	}
 	return delta
 }
 
-// merge applies a validated merge patch to values and, when md is not nil,
-// to the matching metadata node: every key the patch writes, and every
-// object on the way to one, gets $lastUpdated = stamp (and
-// $lastUpdatedVersion = version when version is not 0, i.e. in desired).
-// It reports whether anything changed; a patch value shares memory with
-// the stored value, so the caller must not modify the patch afterwards.
-func merge(values map[string]any, md *Metadata, patch map[string]any, stamp Time, version int64) bool {
+// merger applies validated merge patches copy-on-write: it never modifies
+// a map of the twin it reads from, but returns new maps (and metadata
+// nodes) along the paths the patch changes, sharing everything else. That
+// is what lets Clone share value trees and the query document share values
+// with a stored twin.
+type merger struct {
+	stamp Time
+	// version is the desired $version written into $lastUpdatedVersion;
+	// 0 in reported metadata.
+	version int64
+}
+
+// merge returns values and md with patch applied, and whether anything
+// changed; on no change it returns values and md themselves. md is nil for
+// tags, which have no metadata. Every key the patch writes, and every
+// object on the way to one, gets $lastUpdated = stamp (and, in desired,
+// $lastUpdatedVersion). A patch value is stored as is, so the caller must
+// not modify the patch afterwards.
+func (m *merger) merge(values map[string]any, md *Metadata, patch map[string]any) (map[string]any, *Metadata, bool) {
+	out, outMD := values, md
 	touched := false
+	// own copies the map and node before their first change.
+	own := func() {
+		if touched {
+			return
+		}
+		touched = true
+		out = make(map[string]any, len(values)+len(patch))
+		for k, v := range values {
+			out[k] = v
+		}
+		if md != nil {
+			node := *md
+			node.Children = make(map[string]*Metadata, len(md.Children)+len(patch))
+			for k, v := range md.Children {
+				node.Children[k] = v
+			}
+			outMD = &node
+		}
+	}
 	for k, pv := range patch {
 		old, exists := values[k]
 		switch p := pv.(type) {
 		case nil:
 			if exists {
-				delete(values, k)
-				if md != nil {
-					delete(md.Children, k)
+				own()
+				delete(out, k)
+				if outMD != nil {
+					delete(outMD.Children, k)
 				}
-				touched = true
 			}
 		case map[string]any:
-			target, isObject := old.(map[string]any)
-			created := !isObject
-			if created {
-				target = make(map[string]any, len(p))
-				values[k] = target
-			}
-			var child *Metadata
+			oldObject, isObject := old.(map[string]any)
+			var oldNode *Metadata
 			if md != nil {
-				child = md.child(k, created)
-			}
-			if merge(target, child, p, stamp, version) || created {
-				touched = true
-				if child != nil {
-					child.stamp(stamp, version)
+				if oldNode = md.Children[k]; oldNode == nil || !isObject {
+					oldNode = &Metadata{} // a new object starts a new subtree
 				}
 			}
-		default:
-			values[k] = pv
-			if md != nil {
-				child := md.child(k, true)
-				child.stamp(stamp, version)
+			object, node, changed := m.merge(oldObject, oldNode, p)
+			if !changed && isObject {
+				continue
 			}
-			touched = true
+			own()
+			if object == nil {
+				object = map[string]any{}
+			}
+			out[k] = object
+			if outMD != nil {
+				node.LastUpdated, node.LastUpdatedVersion = m.stamp, m.version
+				outMD.Children[k] = node
+			}
+		default:
+			own()
+			out[k] = pv
+			if outMD != nil {
+				outMD.Children[k] = &Metadata{LastUpdated: m.stamp, LastUpdatedVersion: m.version}
+			}
 		}
 	}
-	return touched
-}
-
-// child returns the node of key, replacing it with a fresh node when fresh
-// is set (the value is new or changes type) or no node exists.
-func (m *Metadata) child(key string, fresh bool) *Metadata {
-	if m.Children == nil {
-		m.Children = make(map[string]*Metadata)
-	}
-	node := m.Children[key]
-	if node == nil || fresh {
-		node = &Metadata{}
-		m.Children[key] = node
-	}
-	return node
-}
-
-// stamp records a write to the node.
-func (m *Metadata) stamp(stamp Time, version int64) {
-	m.LastUpdated = stamp
-	m.LastUpdatedVersion = version
+	return out, outMD, touched
 }
 
 // metadataFor builds the metadata children for freshly written values.
