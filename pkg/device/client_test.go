@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,5 +358,77 @@ func TestClose(t *testing.T) {
 	}
 	if !errors.Is(c.Err(), device.ErrClosed) {
 		t.Fatalf("Err() = %v, want ErrClosed", c.Err())
+	}
+}
+
+// A module identity uses the same twin topics with client id device/module;
+// its twin is the module twin.
+func TestModuleTwin(t *testing.T) {
+	h := hubtest.Start(t, hubtest.InMemory())
+	svc := newService(t, h)
+	h.AddDevice(t, "d1")
+	svc.do(t, "PUT", "/devices/d1/modules/m1", map[string]any{"deviceId": "d1", "moduleId": "m1"})
+	cs, err := h.Hub.DeviceConnectionString("d1", "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, testConfig(h, cs+";GatewayHostName="+h.MQTTAddr))
+	if c.ModuleID() != "m1" || c.DeviceID() != "d1" {
+		t.Fatalf("ids = %q/%q", c.DeviceID(), c.ModuleID())
+	}
+	nextPatch(t, c)
+	if _, err := c.UpdateReported(t.Context(), map[string]any{"module": "up"}); err != nil {
+		t.Fatal(err)
+	}
+	twin := svc.do(t, "GET", "/twins/d1/modules/m1", nil)
+	if got := twin["properties"].(map[string]any)["reported"].(map[string]any)["module"]; got != "up" {
+		t.Fatalf("module twin reported = %v, want up", got)
+	}
+	if got := svc.reported(t, "d1")["module"]; got != nil {
+		t.Fatalf("device twin got the module's property: %v", got)
+	}
+}
+
+// A requested reconnect swaps the session without failing requests and
+// without redelivering desired state the device already has.
+func TestReconnectOnRequest(t *testing.T) {
+	h := hubtest.Start(t, hubtest.InMemory())
+	svc := newService(t, h)
+	c := dial(t, testConfig(h, h.AddDevice(t, "d1")))
+	first := nextPatch(t, c)
+
+	var sent atomic.Int64
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		for i := int64(1); ; i++ {
+			select {
+			case <-stop:
+				errs <- nil
+				return
+			default:
+			}
+			if _, err := c.UpdateReported(context.Background(), map[string]any{"i": i}); err != nil {
+				errs <- err
+				return
+			}
+			sent.Store(i)
+		}
+	}()
+	eventually(t, 10*time.Second, "reports before the reconnect", func() bool { return sent.Load() >= 5 })
+	c.Reconnect()
+	eventually(t, 10*time.Second, "the second connection", func() bool { return c.Stats().Connects >= 2 && c.Connected() })
+	after := sent.Load()
+	eventually(t, 10*time.Second, "reports after the reconnect", func() bool { return sent.Load() >= after+5 })
+	close(stop)
+	if err := <-errs; err != nil {
+		t.Fatalf("UpdateReported across the reconnect: %v", err)
+	}
+	if got := svc.reported(t, "d1")["i"]; got != float64(sent.Load()) {
+		t.Fatalf("reported i = %v, want %d", got, sent.Load())
+	}
+	v := svc.patchDesired(t, "d1", map[string]any{"after": true})
+	if p := nextPatch(t, c); p.Full || p.Version != v || p.Version <= first.Version {
+		t.Fatalf("after the reconnect got %+v, want only the new patch at $version %d", p, v)
 	}
 }
