@@ -22,6 +22,102 @@ func (t *Twin) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// MarshalJSON implements json.Marshaler with AppendJSON.
+func (t Twin) MarshalJSON() ([]byte, error) {
+	return t.AppendJSON(make([]byte, 0, 1024)), nil
+}
+
+// AppendJSON appends the service JSON of the twin to b: the same document
+// json.Marshal produces (field order, omitted empty fields, key order),
+// written directly rather than through reflection because the hub renders
+// a twin on every twin response and for every row of SELECT *. Unlike
+// json.Marshal it does not escape <, > and & in strings.
+func (t *Twin) AppendJSON(b []byte) []byte {
+	b = append(b, `{"deviceId":`...)
+	b = appendString(b, t.DeviceID)
+	b = appendOptionalString(b, `,"moduleId":`, t.ModuleID)
+	b = append(b, `,"etag":`...)
+	b = appendString(b, t.ETag)
+	b = appendOptionalString(b, `,"deviceEtag":`, t.DeviceETag)
+	b = appendOptionalString(b, `,"status":`, t.Status)
+	b = appendOptionalString(b, `,"statusReason":`, t.StatusReason)
+	b = append(b, `,"statusUpdateTime":`...)
+	b = t.StatusUpdateTime.appendJSON(b)
+	b = appendOptionalString(b, `,"connectionState":`, t.ConnectionState)
+	b = append(b, `,"lastActivityTime":`...)
+	b = t.LastActivityTime.appendJSON(b)
+	b = append(b, `,"cloudToDeviceMessageCount":`...)
+	b = strconv.AppendInt(b, t.CloudToDeviceMessageCount, 10)
+	b = appendOptionalString(b, `,"authenticationType":`, t.AuthenticationType)
+	if x := t.X509Thumbprint; x != nil {
+		b = append(b, `,"x509Thumbprint":{"primaryThumbprint":`...)
+		b = appendNullableString(b, x.PrimaryThumbprint)
+		b = append(b, `,"secondaryThumbprint":`...)
+		b = appendNullableString(b, x.SecondaryThumbprint)
+		b = append(b, '}')
+	}
+	b = append(b, `,"modelId":`...)
+	b = appendString(b, t.ModelID)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, t.Version, 10)
+	if len(t.Tags) > 0 {
+		b = append(b, `,"tags":`...)
+		b = appendObject(b, t.Tags, nil)
+	}
+	b = append(b, `,"properties":{"desired":`...)
+	b = t.Properties.Desired.appendJSON(b, true)
+	b = append(b, `,"reported":`...)
+	b = t.Properties.Reported.appendJSON(b, true)
+	b = append(b, '}')
+	if t.Capabilities != nil {
+		b = append(b, `,"capabilities":{"iotEdge":`...)
+		b = strconv.AppendBool(b, t.Capabilities.IoTEdge)
+		b = append(b, '}')
+	}
+	b = appendOptionalString(b, `,"deviceScope":`, t.DeviceScope)
+	if len(t.ParentScopes) > 0 {
+		b = append(b, `,"parentScopes":[`...)
+		for i, scope := range t.ParentScopes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, scope)
+		}
+		b = append(b, ']')
+	}
+	if len(t.Configurations) > 0 {
+		b = append(b, `,"configurations":{`...)
+		for i, k := range sortedKeys(t.Configurations) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, `:{"status":`...)
+			b = appendString(b, t.Configurations[k].Status)
+			b = append(b, '}')
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// appendOptionalString appends member (",\"name\":") and s unless s is
+// empty, like the omitempty option.
+func appendOptionalString(b []byte, member, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return appendString(append(b, member...), s)
+}
+
+// appendNullableString appends *s, or null for a nil pointer.
+func appendNullableString(b []byte, s *string) []byte {
+	if s == nil {
+		return append(b, "null"...)
+	}
+	return appendString(b, *s)
+}
+
 // DeviceView returns the body of the MQTT twin GET response:
 // {"desired":{...,"$version":d},"reported":{...,"$version":r}}, without
 // $metadata, tags or root fields.

@@ -244,3 +244,34 @@ func TestNewTimeTruncates(t *testing.T) {
 		t.Errorf("NewTime() = %v", got.Time)
 	}
 }
+
+// TestAppendJSONMatchesStructEncoding checks the hand-written encoder
+// against encoding/json's reflection over the same struct tags.
+func TestAppendJSONMatchesStructEncoding(t *testing.T) {
+	raw, err := os.ReadFile("testdata/real-twin.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var real Twin
+	if err := json.Unmarshal(raw, &real); err != nil {
+		t.Fatal(err)
+	}
+	edge := New("e1", "", t0)
+	edge.ParentScopes = []string{"ms-azure-iot-edge://p-1", "q"}
+	edge.DeviceScope = "ms-azure-iot-edge://e1-2"
+	edge.StatusReason = "maintenance"
+	edge.Configurations = map[string]ConfigurationStatus{"b": {Status: "applied"}, "a": {Status: "targeted"}}
+	thumb := "ABC"
+	edge.X509Thumbprint = &X509Thumbprint{PrimaryThumbprint: &thumb}
+	edge.Capabilities = &Capabilities{IoTEdge: true}
+	bare := &Twin{DeviceID: "x"}
+	for _, tw := range []*Twin{&real, edge, New("d1", "m1", t0), bare} {
+		want, err := json.Marshal((*twinFields)(tw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tw.AppendJSON(nil); string(got) != string(want) {
+			t.Errorf("AppendJSON() =\n%s\nencoding/json =\n%s", got, want)
+		}
+	}
+}
