@@ -106,11 +106,17 @@ func mqttErrorPayload(e *hubError) []byte {
 // parses a body only when the content type contains application/json.
 const jsonContentType = "application/json; charset=utf-8"
 
+// rawJSON is a response body that is JSON already and is written as is.
+type rawJSON []byte
+
 // writeJSON writes v as JSON with IoT Hub's content type.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		status, data = http.StatusInternalServerError, []byte(`{"Message":"ErrorCode:ServerError;encoding failed"}`)
+	data, ok := v.(rawJSON)
+	if !ok {
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			status, data = http.StatusInternalServerError, []byte(`{"Message":"ErrorCode:ServerError;encoding failed"}`)
+		}
 	}
 	w.Header().Set("Content-Type", jsonContentType)
 	w.WriteHeader(status)

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"encoding/json"
 	"sync/atomic"
 
 	"github.com/twinsync/twinsync/pkg/query"
@@ -21,6 +22,8 @@ type identity struct {
 	// doc caches the twin as a query document; built on first use, since
 	// most writes are never queried before the next write replaces them.
 	doc atomic.Pointer[map[string]any]
+	// json caches the twin's REST JSON, built on first use.
+	json atomic.Pointer[[]byte]
 }
 
 // key is the record's store key and query sort key.
@@ -69,6 +72,21 @@ func (r *identity) refresh() {
 	}
 	t.DeviceScope, t.ParentScopes = d.DeviceScope, d.ParentScopes
 	r.doc.Store(nil)
+	r.json.Store(nil)
+}
+
+// twinJSON returns the twin's REST JSON, shared by GET, PATCH/PUT
+// responses and query pages.
+func (r *identity) twinJSON() rawJSON {
+	if b := r.json.Load(); b != nil {
+		return *b
+	}
+	b, err := json.Marshal(r.Twin)
+	if err != nil {
+		panic("hub: twin does not marshal: " + err.Error())
+	}
+	r.json.Store(&b)
+	return b
 }
 
 // document returns the twin as the query engine's document. It shares

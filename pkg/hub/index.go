@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 // indexedRoots are the root fields the hub keeps equality indexes for, in
 // addition to every primitive value under tags (the usual query filters).
+// deviceId needs no index of its own: keys start with it.
 var indexedRoots = []string{"deviceId", "moduleId", "status", "connectionState"}
 
 // twinIndex is the query engine's view of the store (query.IndexedSource):
@@ -107,7 +109,6 @@ func (x *twinIndex) remove(path string, v indexValue, key string) {
 // value, as the query document shows them.
 func forEachIndexed(rec *identity, fn func(path string, v indexValue)) {
 	d := &rec.Device
-	fn("deviceId", indexValue{'s', d.DeviceID})
 	if d.ModuleID != "" {
 		fn("moduleId", indexValue{'s', d.ModuleID})
 	}
@@ -212,6 +213,9 @@ func (x *twinIndex) Lookup(c query.Collection, path []string, v any) ([]string, 
 	if !ok {
 		return nil, false
 	}
+	if len(path) == 1 && path[0] == "deviceId" {
+		return x.lookupDeviceID(c, val), true
+	}
 	joined := strings.Join(path, "\x00")
 	x.mu.RLock()
 	p := x.eq[joined][val]
@@ -264,4 +268,48 @@ func (x *twinIndex) Get(c query.Collection, key string) (map[string]any, bool) {
 		return nil, false
 	}
 	return rec.document(), true
+}
+
+// cachedJSON returns the stored REST JSON of the record whose query
+// document is doc, or nil when doc is not (or no longer) a stored record's
+// document.
+func (x *twinIndex) cachedJSON(doc map[string]any) []byte {
+	id, _ := doc["deviceId"].(string)
+	mid, _ := doc["moduleId"].(string)
+	x.mu.RLock()
+	rec := x.docs[query.Key(id, mid)]
+	x.mu.RUnlock()
+	if rec == nil {
+		return nil
+	}
+	cur := rec.doc.Load()
+	if cur == nil || reflect.ValueOf(*cur).UnsafePointer() != reflect.ValueOf(doc).UnsafePointer() {
+		return nil
+	}
+	return rec.twinJSON()
+}
+
+// lookupDeviceID answers deviceId = v from the keys themselves: the device
+// key is the id, module keys start with the id and a '/'.
+func (x *twinIndex) lookupDeviceID(c query.Collection, v indexValue) []string {
+	if v.kind != 's' {
+		return []string{}
+	}
+	if c != query.Modules {
+		x.mu.RLock()
+		_, ok := x.docs[v.text]
+		x.mu.RUnlock()
+		if ok && !strings.Contains(v.text, "/") {
+			return []string{v.text}
+		}
+		return []string{}
+	}
+	keys := x.keysOf(query.Modules)
+	prefix := v.text + "/"
+	i, _ := slices.BinarySearch(keys, prefix)
+	j := i
+	for j < len(keys) && strings.HasPrefix(keys[j], prefix) {
+		j++
+	}
+	return slices.Clone(keys[i:j])
 }

@@ -382,7 +382,7 @@ func (h *Hub) getTwin(w http.ResponseWriter, r *http.Request) (any, *hubError) {
 	if rec == nil {
 		return nil, notFound(id, mid)
 	}
-	return rec.Twin, nil
+	return rec.twinJSON(), nil
 }
 
 // updateTwin handles PATCH (merge) and PUT (replace) of a twin's tags and
@@ -427,7 +427,7 @@ func (h *Hub) updateTwin(w http.ResponseWriter, r *http.Request) (any, *hubError
 		return nil, errServer("the change could not be stored")
 	}
 	h.mqtt.notifyDesired(rec.key(), notify)
-	return rec.Twin, nil
+	return rec.twinJSON(), nil
 }
 
 // twinError converts an error of pkg/twin to the hub's error.
@@ -479,10 +479,33 @@ func (h *Hub) query(w http.ResponseWriter, r *http.Request) (any, *hubError) {
 	if page.Continuation != "" {
 		w.Header().Set("x-ms-continuation", page.Continuation)
 	}
-	if page.Items == nil {
-		return []any{}, nil
+	return h.encodeRows(page), nil
+}
+
+// encodeRows renders a query page as a JSON array. Twin rows that are
+// still the stored record's document reuse the record's cached JSON;
+// projections, aggregates and rows of a record that changed meanwhile are
+// marshalled.
+func (h *Hub) encodeRows(page *query.Page) rawJSON {
+	buf := make([]byte, 0, 64+len(page.Items)*1024)
+	buf = append(buf, '[')
+	for i, item := range page.Items {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		if page.ItemType == query.ItemTwin {
+			if cached := h.index.cachedJSON(item); cached != nil {
+				buf = append(buf, cached...)
+				continue
+			}
+		}
+		data, err := json.Marshal(item)
+		if err != nil {
+			data = []byte("null")
+		}
+		buf = append(buf, data...)
 	}
-	return page.Items, nil
+	return append(buf, ']')
 }
 
 // deviceStatistics answers GET /statistics/devices.
