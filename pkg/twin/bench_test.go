@@ -83,7 +83,11 @@ func BenchmarkPatchReported(b *testing.B) {
 // BenchmarkRender measures the renderings the hub serves for the same twin.
 func BenchmarkRender(b *testing.B) {
 	tw := benchTwin(b)
-	b.Run("service-json", func(b *testing.B) {
+	buf := make([]byte, 0, 8192)
+	b.Run("service-json-append", func(b *testing.B) {
+		loopWithCPU(b, func() { buf = tw.AppendJSON(buf[:0]) })
+	})
+	b.Run("service-json-marshal", func(b *testing.B) {
 		loopWithCPU(b, func() { _ = mustJSON(b, tw) })
 	})
 	b.Run("device-view", func(b *testing.B) {

@@ -24,7 +24,7 @@ func (t *Twin) UnmarshalJSON(data []byte) error {
 
 // MarshalJSON implements json.Marshaler with AppendJSON.
 func (t Twin) MarshalJSON() ([]byte, error) {
-	return t.AppendJSON(make([]byte, 0, 1024)), nil
+	return t.AppendJSON(make([]byte, 0, 4096)), nil
 }
 
 // AppendJSON appends the service JSON of the twin to b: the same document

@@ -43,7 +43,7 @@ func (t Time) String() string {
 	if t.IsZero() {
 		return zeroTimeText
 	}
-	return t.UTC().Format(timeLayout)
+	return string(appendTimeText(nil, t.UTC()))
 }
 
 // MarshalJSON implements json.Marshaler.
@@ -57,9 +57,44 @@ func (t Time) appendJSON(b []byte) []byte {
 	if t.IsZero() {
 		b = append(b, zeroTimeText...)
 	} else {
-		b = t.UTC().AppendFormat(b, timeLayout)
+		b = appendTimeText(b, t.UTC())
 	}
 	return append(b, '"')
+}
+
+// appendTimeText appends u (in UTC) in timeLayout. Hand-written because
+// every $metadata node carries a timestamp and time.AppendFormat, which
+// interprets the layout each time, dominated rendering a twin.
+func appendTimeText(b []byte, u time.Time) []byte {
+	year, month, day := u.Date()
+	hour, minute, second := u.Clock()
+	if year < 0 || year > 9999 {
+		return u.AppendFormat(b, timeLayout)
+	}
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, second, 2)
+	b = append(b, '.')
+	b = appendDigits(b, u.Nanosecond()/100, 7)
+	return append(b, 'Z')
+}
+
+// appendDigits appends n (≥ 0) zero-padded to width digits.
+func appendDigits(b []byte, n, width int) []byte {
+	var buf [8]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(b, buf[:width]...)
 }
 
 // UnmarshalJSON implements json.Unmarshaler. null and "" decode to the zero

@@ -275,3 +275,23 @@ func TestAppendJSONMatchesStructEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeTextMatchesLayout checks the hand-written timestamp formatter
+// against time.Format over a spread of instants.
+func TestTimeTextMatchesLayout(t *testing.T) {
+	instants := []time.Time{
+		time.Date(1, 1, 1, 0, 0, 0, 100, time.UTC),
+		time.Date(2020, 7, 17, 6, 12, 26, 840224900, time.UTC),
+		time.Date(2026, 12, 31, 23, 59, 59, 999999900, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	for i := range 1000 {
+		instants = append(instants, t0.Add(time.Duration(i)*7919*time.Hour+time.Duration(i*104729)*100))
+	}
+	for _, in := range instants {
+		if got, want := NewTime(in).String(), in.UTC().Format(timeLayout); got != want {
+			t.Fatalf("String() = %s, want %s", got, want)
+		}
+	}
+}
