@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/json"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/twinsync/twinsync/pkg/query"
@@ -16,8 +17,6 @@ type identity struct {
 	Twin   *twin.Twin `json:"twin"`
 	// DeviceEtagCounter backs Device.Etag (base64 of a decimal counter).
 	DeviceEtagCounter uint64 `json:"deviceEtagCounter"`
-	// Telemetry counts device-to-cloud messages accepted from the identity.
-	Telemetry int64 `json:"telemetry,omitempty"`
 
 	// doc caches the twin as a query document; built on first use, since
 	// most writes are never queried before the next write replaces them.
@@ -106,4 +105,23 @@ func parseTimeOrZero(s string) twin.Time {
 		return twin.Time{}
 	}
 	return t
+}
+
+// marshalRecord encodes the record for the store, reusing the cached twin
+// JSON (which the response to the write then reuses too). It decodes with
+// encoding/json into identity.
+func (r *identity) marshalRecord() ([]byte, error) {
+	device, err := json.Marshal(&r.Device)
+	if err != nil {
+		return nil, err
+	}
+	tw := r.twinJSON()
+	b := make([]byte, 0, len(device)+len(tw)+64)
+	b = append(b, `{"device":`...)
+	b = append(b, device...)
+	b = append(b, `,"twin":`...)
+	b = append(b, tw...)
+	b = append(b, `,"deviceEtagCounter":`...)
+	b = strconv.AppendUint(b, r.DeviceEtagCounter, 10)
+	return append(b, '}'), nil
 }

@@ -47,13 +47,26 @@ func newTwinIndex() *twinIndex {
 	return &twinIndex{docs: map[string]*identity{}, modules: map[string]bool{}, eq: map[string]map[indexValue]*postings{}}
 }
 
-// change applies a store change (old or new may be nil).
+// change applies a store change (old or new may be nil). Only index
+// entries that differ are touched, so rewriting a twin without changing
+// its tags keeps the sorted postings valid.
 func (x *twinIndex) change(old, new *identity) {
+	var before, after map[indexEntry]bool
+	if old != nil {
+		before = indexEntries(old)
+	}
+	if new != nil {
+		after = indexEntries(new)
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if old != nil {
 		key := old.key()
-		forEachIndexed(old, func(path string, v indexValue) { x.remove(path, v, key) })
+		for e := range before {
+			if !after[e] {
+				x.remove(e.path, e.value, key)
+			}
+		}
 		if new == nil {
 			delete(x.docs, key)
 			delete(x.modules, key)
@@ -67,8 +80,24 @@ func (x *twinIndex) change(old, new *identity) {
 		}
 		x.docs[key] = new
 		x.modules[key] = new.isModule()
-		forEachIndexed(new, func(path string, v indexValue) { x.add(path, v, key) })
+		for e := range after {
+			if !before[e] {
+				x.add(e.path, e.value, key)
+			}
+		}
 	}
+}
+
+// indexEntry is one indexed (path, value) pair of a record.
+type indexEntry struct {
+	path  string
+	value indexValue
+}
+
+func indexEntries(rec *identity) map[indexEntry]bool {
+	entries := map[indexEntry]bool{}
+	forEachIndexed(rec, func(path string, v indexValue) { entries[indexEntry{path, v}] = true })
+	return entries
 }
 
 func collectionSlot(module bool) int {

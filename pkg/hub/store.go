@@ -173,7 +173,7 @@ func (s *store) persist(key string, rec *identity) error {
 	}
 	req := &commitRequest{key: key, done: make(chan error, 1)}
 	if rec != nil {
-		data, err := json.Marshal(rec)
+		data, err := rec.marshalRecord()
 		if err != nil {
 			return err
 		}
