@@ -1,0 +1,50 @@
+package hubtest_test
+
+import (
+	"crypto/x509"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/twinsync/twinsync/pkg/hub/hubtest"
+	"github.com/twinsync/twinsync/pkg/iothub/sas"
+)
+
+func TestStart(t *testing.T) {
+	cases := []struct {
+		name string
+		opts []hubtest.Option
+	}{
+		{"durable", nil},
+		{"in memory", []hubtest.Option{hubtest.InMemory()}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := hubtest.Start(t, c.opts...)
+			svc, err := sas.ParseConnectionString(h.ServiceConnectionString)
+			if err != nil || svc.Kind() != sas.KindService || svc.HostName != h.HTTPSAddr || !strings.HasPrefix(h.HTTPSAddr, "127.0.0.1:") {
+				t.Fatalf("service connection string: %v %+v", err, svc)
+			}
+			dev, err := sas.ParseConnectionString(h.AddDevice(t, "dev1"))
+			if err != nil || dev.DeviceID != "dev1" || dev.GatewayHostName != h.MQTTAddr || dev.HostName != h.HTTPSAddr {
+				t.Fatalf("device connection string: %v %+v", err, dev)
+			}
+			pem, err := os.ReadFile(h.CAFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) || !pool.Equal(h.CAPool) {
+				t.Fatal("CA file and pool differ")
+			}
+			resp, err := h.HTTPClient().Get("https://" + h.HTTPSAddr + "/devices")
+			if err != nil {
+				t.Fatalf("TLS to the hub with its CA: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 401 {
+				t.Fatalf("unauthenticated request: %d", resp.StatusCode)
+			}
+		})
+	}
+}
