@@ -196,7 +196,11 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		if err := c.wait(ctx, r.class); err != nil {
 			return nil, err
 		}
-		resp, err := c.send(ctx, r)
+		token, _, err := c.tokens.Token()
+		if err != nil { // not retried: a token source does not heal by waiting
+			return nil, fmt.Errorf("iothub: %s: getting a token: %w", r.op, err)
+		}
+		resp, err := c.send(ctx, r, token)
 		var (
 			reason string
 			delay  time.Duration
@@ -248,11 +252,7 @@ func (c *Client) wait(ctx context.Context, class Class) error {
 }
 
 // send performs one HTTP exchange and reads the whole answer.
-func (c *Client) send(ctx context.Context, r *request) (*response, error) {
-	token, _, err := c.tokens.Token()
-	if err != nil {
-		return nil, fmt.Errorf("iothub: %s: getting a token: %w", r.op, err)
-	}
+func (c *Client) send(ctx context.Context, r *request, token string) (*response, error) {
 	if c.retry.AttemptTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.retry.AttemptTimeout)

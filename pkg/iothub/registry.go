@@ -10,9 +10,12 @@ import (
 	"github.com/twinsync/twinsync/pkg/twin"
 )
 
-// Device is a device identity in the hub's identity registry.
+// Device is a device identity in the hub's identity registry, or a module
+// identity when ModuleID is set.
 type Device struct {
 	DeviceID                   string             `json:"deviceId"`
+	ModuleID                   string             `json:"moduleId,omitempty"`
+	ManagedBy                  string             `json:"managedBy,omitempty"`
 	GenerationID               string             `json:"generationId,omitempty"`
 	ETag                       string             `json:"etag,omitempty"`
 	ConnectionState            string             `json:"connectionState,omitempty"`
@@ -68,6 +71,7 @@ func (k *SymmetricKey) GoString() string { return k.String() }
 // the optional status and capabilities when set.
 type createBody struct {
 	DeviceID       string             `json:"deviceId"`
+	ModuleID       string             `json:"moduleId,omitempty"`
 	Status         string             `json:"status,omitempty"`
 	Authentication *Authentication    `json:"authentication"`
 	Capabilities   *twin.Capabilities `json:"capabilities,omitempty"`
@@ -81,17 +85,30 @@ func (c *Client) CreateDevice(ctx context.Context, d *Device) (*Device, error) {
 	if d == nil || d.DeviceID == "" {
 		return nil, ErrEmptyID
 	}
-	body := createBody{DeviceID: d.DeviceID, Status: d.Status, Authentication: d.Authentication, Capabilities: d.Capabilities}
+	return c.createIdentity(ctx, opCreateDevice, d, "")
+}
+
+// CreateModule registers a module identity d.ModuleID on device d.DeviceID
+// (PUT /devices/{id}/modules/{mid}); otherwise like CreateDevice.
+func (c *Client) CreateModule(ctx context.Context, d *Device) (*Device, error) {
+	if d == nil || d.DeviceID == "" || d.ModuleID == "" {
+		return nil, ErrEmptyID
+	}
+	return c.createIdentity(ctx, opCreateModule, d, d.ModuleID)
+}
+
+func (c *Client) createIdentity(ctx context.Context, op string, d *Device, moduleID string) (*Device, error) {
+	body := createBody{DeviceID: d.DeviceID, ModuleID: moduleID, Status: d.Status, Authentication: d.Authentication, Capabilities: d.Capabilities}
 	if body.Authentication == nil {
 		body.Authentication = &Authentication{Type: AuthSAS, SymmetricKey: &SymmetricKey{}}
 	}
 	data, err := json.Marshal(body)
 	if err != nil {
-		return nil, fmt.Errorf("iothub: %s: encoding the body: %w", opCreateDevice, err)
+		return nil, fmt.Errorf("iothub: %s: encoding the body: %w", op, err)
 	}
 	return c.deviceCall(ctx, &request{
-		op: opCreateDevice, class: ClassRegistry, method: http.MethodPut,
-		path: "/devices/" + escapeID(d.DeviceID), body: data,
+		op: op, class: ClassRegistry, method: http.MethodPut,
+		path: identityPath(d.DeviceID, moduleID), body: data,
 	})
 }
 
@@ -102,7 +119,18 @@ func (c *Client) GetDevice(ctx context.Context, deviceID string) (*Device, error
 	}
 	return c.deviceCall(ctx, &request{
 		op: opGetDevice, class: ClassRegistry, method: http.MethodGet,
-		path: "/devices/" + escapeID(deviceID), idempotent: true,
+		path: identityPath(deviceID, ""), idempotent: true,
+	})
+}
+
+// GetModule reads a module identity (GET /devices/{id}/modules/{mid}).
+func (c *Client) GetModule(ctx context.Context, deviceID, moduleID string) (*Device, error) {
+	if deviceID == "" || moduleID == "" {
+		return nil, ErrEmptyID
+	}
+	return c.deviceCall(ctx, &request{
+		op: opGetModule, class: ClassRegistry, method: http.MethodGet,
+		path: identityPath(deviceID, moduleID), idempotent: true,
 	})
 }
 
@@ -113,15 +141,36 @@ func (c *Client) DeleteDevice(ctx context.Context, deviceID, etag string) error 
 	if deviceID == "" {
 		return ErrEmptyID
 	}
+	return c.deleteIdentity(ctx, opDeleteDevice, deviceID, "", etag)
+}
+
+// DeleteModule removes a module identity and its twin
+// (DELETE /devices/{id}/modules/{mid}); etag works as in DeleteDevice.
+func (c *Client) DeleteModule(ctx context.Context, deviceID, moduleID, etag string) error {
+	if deviceID == "" || moduleID == "" {
+		return ErrEmptyID
+	}
+	return c.deleteIdentity(ctx, opDeleteModule, deviceID, moduleID, etag)
+}
+
+func (c *Client) deleteIdentity(ctx context.Context, op, deviceID, moduleID, etag string) error {
 	match, err := ifMatch(etag)
 	if err != nil {
 		return err
 	}
 	_, err = c.do(ctx, &request{
-		op: opDeleteDevice, class: ClassRegistry, method: http.MethodDelete,
-		path: "/devices/" + escapeID(deviceID), ifMatch: match, idempotent: true,
+		op: op, class: ClassRegistry, method: http.MethodDelete,
+		path: identityPath(deviceID, moduleID), ifMatch: match, idempotent: true,
 	})
 	return err
+}
+
+// identityPath returns /devices/{id} or /devices/{id}/modules/{mid}.
+func identityPath(deviceID, moduleID string) string {
+	if moduleID == "" {
+		return "/devices/" + escapeID(deviceID)
+	}
+	return "/devices/" + escapeID(deviceID) + "/modules/" + escapeID(moduleID)
 }
 
 // MaxListDevices is the most devices one ListDevices call returns.
