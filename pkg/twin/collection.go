@@ -78,7 +78,7 @@ func (c *Collection) UnmarshalJSON(data []byte) error {
 		*c = Collection{}
 		return nil
 	}
-	obj, err := decodeObject(data)
+	obj, err := decodeObject(data, "")
 	if err != nil {
 		return fmt.Errorf("twin: property section: %w", err)
 	}
@@ -144,7 +144,7 @@ func (m *Metadata) appendJSON(b []byte) []byte {
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (m *Metadata) UnmarshalJSON(data []byte) error {
-	obj, err := decodeObject(data)
+	obj, err := decodeObject(data, "")
 	if err != nil {
 		return fmt.Errorf("twin: $metadata: %w", err)
 	}

@@ -80,7 +80,7 @@ func checkNotification(t *testing.T, old, tw *Twin, n *DesiredNotification) {
 	if n == nil {
 		return
 	}
-	body, err := decodeObject(n.Body)
+	body, err := decodeObject(n.Body, "")
 	if err != nil {
 		t.Fatalf("notification body is not a JSON object: %s", n.Body)
 	}

@@ -57,7 +57,7 @@ func mustJSON(t testing.TB, v any) []byte {
 // decode decodes JSON with json.Number numbers or fails the test.
 func decode(t testing.TB, s string) map[string]any {
 	t.Helper()
-	obj, err := decodeObject([]byte(s))
+	obj, err := decodeObject([]byte(s), "")
 	if err != nil {
 		t.Fatalf("decode %s: %v", s, err)
 	}

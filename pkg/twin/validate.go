@@ -63,9 +63,8 @@ func ValidateSection(section Section, doc map[string]any, opts Options) error {
 
 // ValidateSectionJSON is ValidateSection for a JSON object.
 func ValidateSectionJSON(section Section, doc []byte, opts Options) error {
-	obj, err := decodeObject(doc)
+	obj, err := decodeObject(doc, section.Path())
 	if err != nil {
-		err.(*Error).Path = section.Path()
 		return err
 	}
 	return ValidateSection(section, obj, opts)

@@ -14,15 +14,15 @@ import (
 // decodeObject decodes a JSON object with numbers as json.Number, so that
 // integers keep their exact value for the ±2^52 check and numbers keep the
 // literal text the client sent. Anything other than one object is an
-// ArgumentInvalid error.
-func decodeObject(data []byte) (map[string]any, error) {
+// ArgumentInvalid *Error whose Path is path.
+func decodeObject(data []byte, path string) (map[string]any, error) {
 	v, err := parseJSON(data)
 	if err != nil {
-		return nil, argumentInvalid("", "The request body is not valid JSON: %v", err)
+		return nil, argumentInvalid(path, "The request body is not valid JSON: %v", err)
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, argumentInvalid("", "The request body must be a JSON object")
+		return nil, argumentInvalid(path, "The request body must be a JSON object")
 	}
 	return obj, nil
 }

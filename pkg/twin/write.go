@@ -1,6 +1,7 @@
 package twin
 
 import (
+	"maps"
 	"strconv"
 	"time"
 )
@@ -39,10 +40,10 @@ func (t *Twin) PatchService(body []byte, now time.Time, opts Options) (*DesiredN
 	if err != nil {
 		return nil, err
 	}
-	if err := t.checkPatch(SectionTags, t.Tags, tags, opts); err != nil {
+	if err := checkPatch(SectionTags, t.Tags, tags, opts); err != nil {
 		return nil, err
 	}
-	if err := t.checkPatch(SectionDesired, t.Properties.Desired.Values, desired, opts); err != nil {
+	if err := checkPatch(SectionDesired, t.Properties.Desired.Values, desired, opts); err != nil {
 		return nil, err
 	}
 
@@ -115,11 +116,11 @@ func (t *Twin) ReplaceService(body []byte, now time.Time, opts Options) (*Desire
 	stamp := NewTime(now)
 	d := &t.Properties.Desired
 	version := d.Version + 1
-	body = appendReplacement(make([]byte, 0, 256), d.Values, desired, version)
+	notification := &DesiredNotification{Version: version, Body: appendReplacement(make([]byte, 0, 256), d.Values, desired, version)}
 	d.Values = desired
 	d.Metadata = Metadata{LastUpdated: stamp, LastUpdatedVersion: version, Children: metadataFor(desired, stamp, version)}
 	d.Version = version
-	return &DesiredNotification{Version: version, Body: body}, nil
+	return notification, nil
 }
 
 // PatchReported applies a device's reported-properties PATCH (the body of
@@ -132,12 +133,11 @@ func (t *Twin) ReplaceService(body []byte, now time.Time, opts Options) (*Desire
 // version and changes nothing.
 func (t *Twin) PatchReported(patch []byte, now time.Time, opts Options) (int64, error) {
 	r := &t.Properties.Reported
-	values, err := decodeObject(patch)
+	values, err := decodeObject(patch, SectionReported.Path())
 	if err != nil {
-		err.(*Error).Path = SectionReported.Path()
 		return r.Version, err
 	}
-	if err := t.checkPatch(SectionReported, r.Values, values, opts); err != nil {
+	if err := checkPatch(SectionReported, r.Values, values, opts); err != nil {
 		return r.Version, err
 	}
 	stamp := NewTime(now)
@@ -157,7 +157,7 @@ func (t *Twin) PatchReported(patch []byte, now time.Time, opts Options) (int64, 
 // body: the tags object and the desired object without its $metadata and
 // $version. A section that is absent or null is returned as nil.
 func serviceSections(body []byte) (tags, desired map[string]any, err error) {
-	root, err := decodeObject(body)
+	root, err := decodeObject(body, "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -206,7 +206,7 @@ func sectionObject(parent map[string]any, key string, section Section) (map[stri
 // section it produces stays within its size limit. As in IoT Hub, only a
 // write that grows the section can exceed the limit, so the full size is
 // computed only then.
-func (t *Twin) checkPatch(section Section, values, patch map[string]any, opts Options) error {
+func checkPatch(section Section, values, patch map[string]any, opts Options) error {
 	if patch == nil {
 		return nil
 	}
@@ -273,15 +273,15 @@ func (m *merger) merge(values map[string]any, md *Metadata, patch map[string]any
 			return
 		}
 		touched = true
-		out = make(map[string]any, len(values)+len(patch))
-		for k, v := range values {
-			out[k] = v
+		// maps.Clone copies the hash table wholesale, much faster than
+		// re-inserting every member.
+		if out = maps.Clone(values); out == nil {
+			out = make(map[string]any, len(patch))
 		}
 		if md != nil {
 			node := *md
-			node.Children = make(map[string]*Metadata, len(md.Children)+len(patch))
-			for k, v := range md.Children {
-				node.Children[k] = v
+			if node.Children = maps.Clone(md.Children); node.Children == nil {
+				node.Children = make(map[string]*Metadata, len(patch))
 			}
 			outMD = &node
 		}
