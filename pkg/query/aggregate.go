@@ -107,9 +107,6 @@ func collectGroups(ctx context.Context, q *Query, src Source) ([]*group, error) 
 	var order []*group
 	values := make([]any, len(q.GroupBy))
 	err := iterate(ctx, q, src, "", func(_ string, _ map[string]any, r row) bool {
-		if !q.matches(r) {
-			return true
-		}
 		for i, p := range q.GroupBy {
 			values[i] = r.value(p)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"hash/fnv"
+	"slices"
 	"strings"
 )
 
@@ -94,9 +95,6 @@ func rowPage(ctx context.Context, q *Query, src Source, cur cursor, limit int64,
 	var lastKey string
 	more := false
 	err := iterate(ctx, q, src, cur.Key, func(key string, doc map[string]any, r row) bool {
-		if !q.matches(r) {
-			return true
-		}
 		if limit >= 0 && int64(len(page.Items)) == limit {
 			more = true
 			return false
@@ -130,35 +128,55 @@ func project(q *Query, doc map[string]any, r row) map[string]any {
 	return out
 }
 
-// visitFunc receives candidate twins in key order; r reads paths from the
-// document or from columns. Returning false stops the iteration.
+// visitFunc receives the matching twins in key order; r reads paths from
+// the document or from columns. Returning false stops the iteration.
 type visitFunc func(key string, doc map[string]any, r row) bool
 
-// iterate yields the twins after key `after` that may match q, in key
-// order, by the cheapest access path the source offers: an index for a
-// conjunct of WHERE, else columns, else a scan of the documents.
+// iterate calls visit for the twins after key `after` that match the WHERE
+// clause of q, in key order, by the cheapest access path the source
+// offers: an index for a conjunct of WHERE, else columns, else a scan of
+// the documents.
 func iterate(ctx context.Context, q *Query, src Source, after string, visit visitFunc) error {
 	if is, ok := src.(IndexedSource); ok && q.Where != nil {
-		if keys, ok := plan(is, q.From, q.Where); ok {
-			return visitKeys(ctx, is, q.From, keys, after, visit)
+		if hit, ok := plan(is, q.From, q.Where); ok {
+			return visitHit(ctx, is, q.From, hit, after, visit)
 		}
 	}
+	matching := func(key string, doc map[string]any, r row) bool {
+		if q.Where != nil && eval(q.Where, r) != true {
+			return true
+		}
+		return visit(key, doc, r)
+	}
 	if cs, ok := src.(ColumnSource); ok {
-		if done, err := visitColumns(ctx, q, cs, after, visit); done || err != nil {
+		if done, err := visitColumns(ctx, q, cs, after, matching); done || err != nil {
 			return err
 		}
 	}
 	return src.Scan(ctx, q.From, after, func(key string, doc map[string]any) bool {
-		return visit(key, doc, docRow(doc))
+		return matching(key, doc, docRow(doc))
 	})
 }
 
-func visitKeys(ctx context.Context, is IndexedSource, c Collection, keys []string, after string, visit visitFunc) error {
-	for i := startAfter(keys, after); i < len(keys); i++ {
+// visitHit walks the candidates an index gave, checking what the index
+// did not already decide.
+func visitHit(ctx context.Context, is IndexedSource, c Collection, hit indexHit, after string, visit visitFunc) error {
+	for i := startAfter(hit.keys, after); i < len(hit.keys); i++ {
 		if i%1024 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if doc, ok := is.Get(c, keys[i]); ok && !visit(keys[i], doc, docRow(doc)) {
+		var doc map[string]any
+		if hit.docs != nil {
+			doc = hit.docs[i]
+		} else if d, ok := is.Get(c, hit.keys[i]); ok {
+			doc = d
+		} else {
+			continue // deleted since the lookup
+		}
+		if hit.residual != nil && eval(hit.residual, docRow(doc)) != true {
+			continue
+		}
+		if !visit(hit.keys[i], doc, docRow(doc)) {
 			return nil
 		}
 	}
@@ -167,12 +185,26 @@ func visitKeys(ctx context.Context, is IndexedSource, c Collection, keys []strin
 
 // colRow reads paths from the columns of a ColumnSource at row i.
 type colRow struct {
-	slots map[*Path]int
+	slots []pathSlot
 	cols  [][]any
 	i     int
 }
 
-func (r *colRow) value(p *Path) any { return r.cols[r.slots[p]][r.i] }
+// pathSlot maps a Path node of the query to its column. Queries read few
+// paths, so a linear search beats a map here.
+type pathSlot struct {
+	path *Path
+	col  int
+}
+
+func (r *colRow) value(p *Path) any {
+	for _, s := range r.slots {
+		if s.path == p {
+			return r.cols[s.col][r.i]
+		}
+	}
+	return Undefined
+}
 
 // visitColumns iterates over a column snapshot; done is false when the
 // source keeps no columns for some path of q.
@@ -196,8 +228,8 @@ func visitColumns(ctx context.Context, q *Query, cs ColumnSource, after string, 
 
 // queryPaths lists the distinct paths q reads and maps each Path node to
 // its position in that list.
-func queryPaths(q *Query) (map[*Path]int, [][]string) {
-	slots := map[*Path]int{}
+func queryPaths(q *Query) ([]pathSlot, [][]string) {
+	var slots []pathSlot
 	byName := map[string]int{}
 	var paths [][]string
 	add := func(e Expr) {
@@ -213,7 +245,7 @@ func queryPaths(q *Query) (map[*Path]int, [][]string) {
 				byName[name] = i
 				paths = append(paths, p.Segments)
 			}
-			slots[p] = i
+			slots = append(slots, pathSlot{path: p, col: i})
 		})
 	}
 	for _, it := range q.Items {
@@ -228,18 +260,47 @@ func queryPaths(q *Query) (map[*Path]int, [][]string) {
 	return slots, paths
 }
 
-// plan returns the smallest sorted key set an index gives for one of the
-// AND-ed conjuncts of where, or false when no conjunct is indexed.
-func plan(is IndexedSource, c Collection, where Expr) ([]string, bool) {
-	var best []string
-	found := false
-	for _, conj := range conjuncts(where, nil) {
-		keys, ok := lookupConjunct(is, c, conj)
-		if ok && (!found || len(keys) < len(best)) {
-			best, found = keys, true
+// indexHit is what an index answered for one conjunct of WHERE.
+type indexHit struct {
+	keys []string
+	// docs, parallel to keys, is set when the index is exact; the
+	// conjunct it answered is then left out of residual.
+	docs []map[string]any
+	// residual is the part of WHERE still to check on each candidate, or nil.
+	residual Expr
+}
+
+// plan picks the smallest candidate set an index gives for one of the
+// AND-ed conjuncts of where; false when no conjunct is indexed.
+func plan(is IndexedSource, c Collection, where Expr) (indexHit, bool) {
+	conjs := conjuncts(where, nil)
+	best, bestAt := indexHit{}, -1
+	for i, conj := range conjs {
+		hit, ok := lookupConjunct(is, c, conj)
+		if ok && (bestAt < 0 || len(hit.keys) < len(best.keys)) {
+			best, bestAt = hit, i
 		}
 	}
-	return best, found
+	if bestAt < 0 {
+		return indexHit{}, false
+	}
+	best.residual = where
+	if best.docs != nil {
+		best.residual = and(slices.Delete(conjs, bestAt, bestAt+1))
+	}
+	return best, true
+}
+
+// and joins conjuncts with AND; nil for none.
+func and(conjs []Expr) Expr {
+	if len(conjs) == 0 {
+		return nil
+	}
+	e := conjs[0]
+	for _, c := range conjs[1:] {
+		e = &Binary{At: e.Pos(), Op: OpAnd, L: e, R: c}
+	}
+	return e
 }
 
 func conjuncts(e Expr, out []Expr) []Expr {
@@ -250,39 +311,52 @@ func conjuncts(e Expr, out []Expr) []Expr {
 }
 
 // lookupConjunct answers `path = constant` and `path IN [constants]`.
-func lookupConjunct(is IndexedSource, c Collection, e Expr) ([]string, bool) {
+func lookupConjunct(is IndexedSource, c Collection, e Expr) (indexHit, bool) {
 	switch e := e.(type) {
 	case *Binary:
 		if e.Op != OpEq {
-			return nil, false
+			return indexHit{}, false
 		}
 		path, lit := pathAndLiteral(e.L, e.R)
 		if path == nil {
 			path, lit = pathAndLiteral(e.R, e.L)
 		}
 		if path == nil {
-			return nil, false
+			return indexHit{}, false
 		}
-		return is.Lookup(c, path.Segments, lit.Value)
+		return lookupValue(is, c, path.Segments, lit.Value)
 	case *In:
 		path, ok := e.X.(*Path)
 		if !ok || e.Not {
-			return nil, false
+			return indexHit{}, false
 		}
-		var union []string
+		var union indexHit
 		for _, lit := range e.List {
 			if !isPrimitive(kindOf(lit.Value)) {
 				continue // undefined never matches
 			}
-			keys, ok := is.Lookup(c, path.Segments, lit.Value)
+			hit, ok := lookupValue(is, c, path.Segments, lit.Value)
 			if !ok {
-				return nil, false
+				return indexHit{}, false
 			}
-			union = mergeSorted(union, keys)
+			union = mergeHits(union, hit)
 		}
 		return union, true
 	}
-	return nil, false
+	return indexHit{}, false
+}
+
+// lookupValue asks the exact lookup when the source has one.
+func lookupValue(is IndexedSource, c Collection, path []string, v any) (indexHit, bool) {
+	if exact, ok := is.(ExactIndexedSource); ok {
+		keys, docs, ok := exact.LookupDocs(c, path, v)
+		if docs == nil {
+			docs = []map[string]any{} // exact, even when empty
+		}
+		return indexHit{keys: keys, docs: docs}, ok
+	}
+	keys, ok := is.Lookup(c, path, v)
+	return indexHit{keys: keys}, ok
 }
 
 func pathAndLiteral(a, b Expr) (*Path, *Literal) {
@@ -294,26 +368,36 @@ func pathAndLiteral(a, b Expr) (*Path, *Literal) {
 	return p, l
 }
 
-// mergeSorted returns the sorted union of two sorted key lists.
-func mergeSorted(a, b []string) []string {
-	if len(a) == 0 {
+// mergeHits returns the union of two hits in key order. The union is
+// exact only when both are.
+func mergeHits(a, b indexHit) indexHit {
+	if a.keys == nil && a.docs == nil {
 		return b
 	}
-	out := make([]string, 0, len(a)+len(b))
+	exact := a.docs != nil && b.docs != nil
+	out := indexHit{keys: make([]string, 0, len(a.keys)+len(b.keys))}
+	if exact {
+		out.docs = make([]map[string]any, 0, len(a.keys)+len(b.keys))
+	}
+	take := func(h indexHit, i int) {
+		out.keys = append(out.keys, h.keys[i])
+		if exact {
+			out.docs = append(out.docs, h.docs[i])
+		}
+	}
 	i, j := 0, 0
-	for i < len(a) && j < len(b) {
+	for i < len(a.keys) || j < len(b.keys) {
 		switch {
-		case a[i] < b[j]:
-			out = append(out, a[i])
+		case j == len(b.keys) || (i < len(a.keys) && a.keys[i] < b.keys[j]):
+			take(a, i)
 			i++
-		case a[i] > b[j]:
-			out = append(out, b[j])
+		case i == len(a.keys) || b.keys[j] < a.keys[i]:
+			take(b, j)
 			j++
 		default:
-			out = append(out, a[i])
+			take(a, i)
 			i, j = i+1, j+1
 		}
 	}
-	out = append(out, a[i:]...)
-	return append(out, b[j:]...)
+	return out
 }

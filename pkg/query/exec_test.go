@@ -13,9 +13,11 @@ import (
 // documents) and an IndexedSource hidden behind a plain Source.
 func sources(t *testing.T) map[string]Source {
 	return map[string]Source{
-		"indexed":   fixtureSource(t, true, append(DefaultIndexedPaths, "properties.reported")...),
-		"unindexed": fixtureSource(t, false),
-		"scanOnly":  scanOnly{fixtureSource(t, true, "tags")},
+		"indexed":       fixtureSource(t, true, append(DefaultIndexedPaths, "properties.reported")...),
+		"unindexed":     fixtureSource(t, false),
+		"scanOnly":      scanOnly{fixtureSource(t, true, "tags")},
+		"lookupOnly":    lookupOnly{fixtureSource(t, false, append(DefaultIndexedPaths, "properties.reported")...)},
+		"supersetIndex": supersetIndex{lookupOnly{fixtureSource(t, false, "tags")}},
 	}
 }
 

@@ -100,3 +100,27 @@ func canonicalJSON(t testing.TB, v any) string {
 }
 
 func equalStrings(a, b []string) bool { return slices.Equal(a, b) }
+
+// lookupOnly exposes only IndexedSource, like a store without exact
+// lookups or columns.
+type lookupOnly struct{ m *MemSource }
+
+func (l lookupOnly) Scan(ctx context.Context, c Collection, after string, yield func(string, map[string]any) bool) error {
+	return l.m.Scan(ctx, c, after, yield)
+}
+
+func (l lookupOnly) Lookup(c Collection, path []string, v any) ([]string, bool) {
+	return l.m.Lookup(c, path, v)
+}
+
+func (l lookupOnly) Get(c Collection, key string) (map[string]any, bool) { return l.m.Get(c, key) }
+
+// supersetIndex answers every lookup with every key, which the contract
+// allows: candidates are checked against the whole WHERE clause.
+type supersetIndex struct{ lookupOnly }
+
+func (s supersetIndex) Lookup(c Collection, _ []string, _ any) ([]string, bool) {
+	var keys []string
+	_ = s.m.Scan(context.Background(), c, "", func(k string, _ map[string]any) bool { keys = append(keys, k); return true })
+	return keys, true
+}

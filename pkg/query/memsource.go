@@ -13,7 +13,7 @@ import (
 // typically index: the system properties people filter on and every tag.
 var DefaultIndexedPaths = []string{"deviceId", "moduleId", "status", "connectionState", "tags"}
 
-// MemSource is the in-memory reference Source, IndexedSource and
+// MemSource is the in-memory reference Source, ExactIndexedSource and
 // ColumnSource. It keeps device twins and module twins in two collections.
 // For each it maintains exact equality indexes on every primitive leaf under
 // the configured paths, updated on every Put and Delete, and a snapshot:
@@ -80,10 +80,12 @@ func (col *column) value(doc map[string]any) any {
 // maxColumns bounds the memory columns take: 100,000 twins cost 1.6 MB a column.
 const maxColumns = 32
 
-// posting is the set of keys for one (path, value) pair.
+// posting is the set of keys for one (path, value) pair. Every write to
+// one of its twins marks its caches stale.
 type posting struct {
 	keys   map[string]struct{}
-	sorted []string // nil when stale
+	sorted []string         // nil when stale
+	docs   []map[string]any // parallel to sorted
 }
 
 // NewMemSource returns an empty MemSource that indexes every primitive
@@ -310,33 +312,46 @@ func (s *MemSource) Get(c Collection, key string) (map[string]any, bool) {
 // Lookup implements IndexedSource. The returned slice is shared and must
 // not be modified.
 func (s *MemSource) Lookup(c Collection, path []string, v any) ([]string, bool) {
+	keys, _, ok := s.LookupDocs(c, path, v)
+	return keys, ok
+}
+
+// LookupDocs implements ExactIndexedSource: the keys and documents whose
+// value at path equals v, from one consistent view. The returned slices
+// are shared and must not be modified.
+func (s *MemSource) LookupDocs(c Collection, path []string, v any) ([]string, []map[string]any, bool) {
 	if c < Devices || c > Jobs || !s.covers(path) {
-		return nil, false
+		return nil, nil, false
 	}
 	vk, ok := valueKey(normalize(v))
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	ik := indexKey(path, vk)
 	s.mu.RLock()
 	p := s.colls[c].index[ik]
-	var keys []string
-	if p != nil {
-		keys = p.sorted
+	if p == nil || p.sorted != nil {
+		defer s.mu.RUnlock()
+		if p == nil {
+			return nil, nil, true
+		}
+		return p.sorted, p.docs, true
 	}
 	s.mu.RUnlock()
-	if p == nil || keys != nil {
-		return keys, true
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p = s.colls[c].index[ik]; p == nil {
-		return nil, true
+	mc := s.colls[c]
+	if p = mc.index[ik]; p == nil {
+		return nil, nil, true
 	}
 	if p.sorted == nil {
 		p.sorted = sortedKeys(p.keys)
+		p.docs = make([]map[string]any, len(p.sorted))
+		for i, k := range p.sorted {
+			p.docs[i] = mc.docs[k]
+		}
 	}
-	return p.sorted, true
+	return p.sorted, p.docs, true
 }
 
 // covers reports whether path lies at or below an indexed path.
@@ -353,7 +368,7 @@ func (mc *memCollection) unindex(key string) {
 	for _, ik := range mc.entries[key] {
 		p := mc.index[ik]
 		delete(p.keys, key)
-		p.sorted = nil
+		p.sorted, p.docs = nil, nil
 		if len(p.keys) == 0 {
 			delete(mc.index, ik)
 		}
@@ -379,7 +394,7 @@ func (mc *memCollection) indexDoc(key string, doc map[string]any, indexed [][]st
 			mc.index[ik] = p
 		}
 		p.keys[key] = struct{}{}
-		p.sorted = nil
+		p.sorted, p.docs = nil, nil
 	}
 	if len(iks) > 0 {
 		mc.entries[key] = iks

@@ -36,6 +36,20 @@ type IndexedSource interface {
 	Get(c Collection, key string) (doc map[string]any, ok bool)
 }
 
+// ExactIndexedSource is an IndexedSource whose indexes are exact and which
+// can return the documents with their keys from one consistent view. The
+// planner then trusts the index for the conjunct it answers and evaluates
+// only the rest of the WHERE clause, touching no document for a query such
+// as `WHERE tags.location.plant = 'Redmond43'`.
+type ExactIndexedSource interface {
+	IndexedSource
+	// LookupDocs is Lookup that also returns the documents, parallel to
+	// keys. The result must be exactly the documents whose value at path
+	// equals v under the engine's comparison rules: same JSON type and
+	// equal value (strings byte for byte, numbers as float64).
+	LookupDocs(c Collection, path []string, v any) (keys []string, docs []map[string]any, ok bool)
+}
+
 // Key returns the sort key a Source should use for a twin: the deviceId, or
 // deviceId/moduleId for a module twin. IoT Hub ids never contain '/', so
 // keys are unique and module twins sort under their device.
