@@ -6,6 +6,18 @@ SHELL := /usr/bin/env bash -o pipefail
 LOCALBIN := $(CURDIR)/bin
 CONTROLLER_TOOLS_VERSION := $(shell awk '/sigs.k8s.io\/controller-tools/ {print $$NF}' hack/tools/go.mod)
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+KUSTOMIZE_VERSION := $(shell awk '$$1 == "sigs.k8s.io/kustomize/kustomize/v5" {print $$2}' hack/kustomize/go.mod)
+KUSTOMIZE := $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+# config/default takes the CRDs from config/crd/bases, outside its own root.
+KUSTOMIZE_BUILD := $(KUSTOMIZE) build --load-restrictor=LoadRestrictionsNone
+
+# Images built by `make docker-build` and set by `make build-installer`.
+REGISTRY ?= ghcr.io/twinsync
+TAG ?= latest
+IMG ?= $(REGISTRY)/manager:$(TAG)
+HUB_IMG ?= $(REGISTRY)/hub:$(TAG)
+DEVICESIM_IMG ?= $(REGISTRY)/devicesim:$(TAG)
+CONTAINER_TOOL ?= docker
 
 # Go packages whose markers generate CRDs, RBAC and webhooks.
 GEN_PATHS := paths="./api/..." paths="./controllers/..."
@@ -67,6 +79,42 @@ build: ## Build the manager, hub and device simulator into bin/.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
 	go build -o $(LOCALBIN)/hub ./cmd/hub
 	go build -o $(LOCALBIN)/devicesim ./cmd/devicesim
+
+.PHONY: demo
+demo: build ## Play the device twin tutorial on a local control plane and hub, then stop.
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run ./test/e2e/cmd/localstack demo --bin-dir $(LOCALBIN)
+
+.PHONY: run
+run: build ## Keep a local control plane, hub and manager up; prints how to use it.
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run ./test/e2e/cmd/localstack run --bin-dir $(LOCALBIN)
+
+##@ Deployment
+
+.PHONY: build-installer
+build-installer: $(KUSTOMIZE) ## Write dist/install.yaml: CRDs, RBAC and the manager, images set to IMG.
+	mkdir -p dist
+	rm -rf dist/.config && cp -r config dist/.config
+	cd dist/.config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE_BUILD) dist/.config/default > dist/install.yaml
+	rm -rf dist/.config
+	@echo "wrote dist/install.yaml"
+
+.PHONY: hub-secrets
+hub-secrets: ## Create the embedded hub's CA and keys for config/hub (once; kept out of git).
+	hack/hub-secrets.sh
+
+.PHONY: docker-build
+docker-build: ## Build the manager, hub and device simulator images.
+	$(CONTAINER_TOOL) build -t $(IMG) -f Dockerfile .
+	$(CONTAINER_TOOL) build -t $(HUB_IMG) -f Dockerfile.hub .
+	$(CONTAINER_TOOL) build -t $(DEVICESIM_IMG) -f cmd/devicesim/Dockerfile .
+
+.PHONY: kustomize
+kustomize: $(KUSTOMIZE) ## Build kustomize into bin/ from the Go module proxy.
+
+$(KUSTOMIZE):
+	mkdir -p $(LOCALBIN)
+	cd hack/kustomize && GOFLAGS=-mod=mod go build -o $(KUSTOMIZE) sigs.k8s.io/kustomize/kustomize/v5
 
 $(CONTROLLER_GEN):
 	mkdir -p $(LOCALBIN)
