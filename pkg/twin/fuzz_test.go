@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -129,4 +130,101 @@ func FuzzPatchReported(f *testing.F) {
 			t.Fatalf("a reported patch changed the etag")
 		}
 	})
+}
+
+// FuzzDiff checks the operator diff on arbitrary documents: applying the
+// patch converges (a second diff is empty), every spec leaf then holds,
+// exclusive ownership makes the section equal to the spec, and shared
+// ownership leaves every key unrelated to the spec and the managed set as
+// it was.
+func FuzzDiff(f *testing.F) {
+	f.Add([]byte(`{"a":{"b":1},"c":[1]}`), []byte(`{"a":{"b":2,"x":1},"y":{}}`), []byte(`{"a":{"z":1},"c":1}`), false)
+	f.Add([]byte(`{"a":{}}`), []byte(`{"a":{"x":{"y":1}},"b":1}`), []byte(`{"b":1}`), true)
+	f.Fuzz(func(t *testing.T, specJSON, currentJSON, previousJSON []byte, exclusive bool) {
+		var docs [3]map[string]any
+		for i, raw := range [][]byte{specJSON, currentJSON, previousJSON} {
+			doc, err := decodeObject(raw, "")
+			if err != nil || ValidateSection(SectionTags, doc, Options{}) != nil {
+				return
+			}
+			docs[i] = doc
+		}
+		spec, current, previous := docs[0], docs[1], docs[2]
+		ownership := OwnershipShared
+		if exclusive {
+			ownership = OwnershipExclusive
+		}
+		_, managed := Diff(nil, previous, map[string]any{}, OwnershipShared)
+
+		tw := New("d1", "", t0)
+		if _, err := tw.ReplaceService(mustJSON(t, map[string]any{"tags": current}), at(1), Options{}); err != nil {
+			t.Fatalf("seed: %v", err)
+		}
+		patch, newManaged := Diff(managed, spec, tw.Tags, ownership)
+		if _, err := tw.PatchService(mustJSON(t, map[string]any{"tags": patch}), at(2), Options{}); err != nil {
+			var e *Error
+			if errors.As(err, &e) && e.Code == CodeDeviceModelMaxPropertiesExceeded {
+				return // the spec plus others' keys do not fit
+			}
+			t.Fatalf("patch %s refused: %v", mustJSON(t, patch), err)
+		}
+		if again, _ := Diff(newManaged, spec, tw.Tags, ownership); len(again) != 0 {
+			t.Fatalf("no convergence: second diff %s", mustJSON(t, again))
+		}
+		leaves := map[string]any{}
+		collectLeaves(spec, "", leaves)
+		for path, want := range leaves {
+			if have, ok := lookup(tw.Tags, path); !ok || !leafSatisfied(want, have) {
+				t.Fatalf("spec leaf %s = %v not satisfied: %v", path, want, have)
+			}
+		}
+		if exclusive {
+			if !EqualValues(stripEmptyObjectContent(spec, tw.Tags), spec) {
+				t.Fatalf("exclusive: tags %s, spec %s", mustJSON(t, tw.Tags), mustJSON(t, spec))
+			}
+			return
+		}
+		related := append(append(Managed{}, managed...), newManaged...)
+		hubLeaves := map[string]any{}
+		collectLeaves(current, "", hubLeaves)
+		for path, was := range hubLeaves {
+			if relatedPath(path, related) {
+				continue
+			}
+			if now, ok := lookup(tw.Tags, path); !ok || !EqualValues(now, was) {
+				t.Fatalf("shared: unrelated key %s changed from %v to %v (patch %s)", path, was, now, mustJSON(t, patch))
+			}
+		}
+	})
+}
+
+// relatedPath reports whether path equals, contains or lies under one of
+// paths.
+func relatedPath(path string, paths Managed) bool {
+	for _, p := range paths {
+		if p == path || strings.HasPrefix(p, path+".") || strings.HasPrefix(path, p+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// stripEmptyObjectContent returns doc with the content of every object the
+// spec declares empty cleared, for comparing an exclusive result (where an
+// empty-object leaf only requires an object) with its spec.
+func stripEmptyObjectContent(spec, doc map[string]any) map[string]any {
+	out := make(map[string]any, len(doc))
+	for k, v := range doc {
+		s, ok := spec[k].(map[string]any)
+		d, isObject := v.(map[string]any)
+		switch {
+		case ok && isObject && len(s) == 0:
+			out[k] = map[string]any{}
+		case ok && isObject:
+			out[k] = stripEmptyObjectContent(s, d)
+		default:
+			out[k] = v
+		}
+	}
+	return out
 }
