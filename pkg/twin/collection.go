@@ -82,34 +82,46 @@ func (c *Collection) UnmarshalJSON(data []byte) error {
 	if err != nil {
 		return fmt.Errorf("twin: property section: %w", err)
 	}
+	out, err := collectionFromJSON(obj)
+	if err != nil {
+		return err
+	}
+	*c = out
+	return nil
+}
+
+// collectionFromJSON builds a section from its decoded JSON object, taking
+// over the object's values.
+func collectionFromJSON(obj map[string]any) (Collection, error) {
 	out := Collection{Values: make(map[string]any, len(obj))}
 	for k, v := range obj {
 		switch {
 		case k == keyMetadata:
 			node, ok := v.(map[string]any)
 			if !ok {
-				return fmt.Errorf("twin: $metadata is not an object")
+				return Collection{}, fmt.Errorf("twin: $metadata is not an object")
 			}
 			md, err := metadataFromJSON(node)
 			if err != nil {
-				return err
+				return Collection{}, err
 			}
 			out.Metadata = *md
 		case k == keyVersion:
 			n, ok := v.(json.Number)
 			if !ok {
-				return fmt.Errorf("twin: $version is not a number")
+				return Collection{}, fmt.Errorf("twin: $version is not a number")
 			}
-			if out.Version, err = n.Int64(); err != nil {
-				return fmt.Errorf("twin: $version: %w", err)
+			version, err := n.Int64()
+			if err != nil {
+				return Collection{}, fmt.Errorf("twin: $version: %w", err)
 			}
+			out.Version = version
 		case len(k) > 0 && k[0] == '$':
 		default:
 			out.Values[k] = v
 		}
 	}
-	*c = out
-	return nil
+	return out, nil
 }
 
 // MarshalJSON implements json.Marshaler.

@@ -1,26 +1,9 @@
 package twin
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 )
-
-// twinFields is Twin without its methods, for the default struct codec.
-type twinFields Twin
-
-// UnmarshalJSON implements json.Unmarshaler. Numbers in tags and property
-// values decode as json.Number (see the package doc).
-func (t *Twin) UnmarshalJSON(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var out twinFields
-	if err := dec.Decode(&out); err != nil {
-		return err
-	}
-	*t = Twin(out)
-	return nil
-}
 
 // MarshalJSON implements json.Marshaler with AppendJSON.
 func (t Twin) MarshalJSON() ([]byte, error) {

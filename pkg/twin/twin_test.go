@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -292,6 +293,55 @@ func TestTimeTextMatchesLayout(t *testing.T) {
 	for _, in := range instants {
 		if got, want := NewTime(in).String(), in.UTC().Format(timeLayout); got != want {
 			t.Fatalf("String() = %s, want %s", got, want)
+		}
+	}
+}
+
+// TestUnmarshalMatchesStructDecoding checks the hand-written twin decoder
+// against encoding/json's struct decoding (with UseNumber) of the same
+// documents.
+func TestUnmarshalMatchesStructDecoding(t *testing.T) {
+	docs := []string{
+		`{}`,
+		`{"deviceId":"d","moduleId":null,"x509Thumbprint":null,"tags":null,"properties":null,"capabilities":null}`,
+		`{"DeviceId":"folded","ETAG":"AAAAAAAAAAE=","Properties":{"desired":{"a":1,"$version":2}},"unknown":{"x":1}}`,
+		`{"deviceId":"d","parentScopes":["a","b"],"configurations":{"c":{"status":"applied","extra":1}},"x509Thumbprint":{"primaryThumbprint":"P"},"capabilities":{"iotEdge":true}}`,
+		`{"deviceId":"d","properties":{"desired":{"$metadata":{"$lastUpdated":"2020-01-01T00:00:00"},"$version":1},"reported":{"t":[1,{"u":null}],"$version":9}}}`,
+	}
+	if raw, err := os.ReadFile("testdata/real-twin.json"); err == nil {
+		docs = append(docs, string(raw))
+	}
+	for _, name := range []string{"write-mixed-counters", "write-put-replaces-desired"} {
+		raw, err := os.ReadFile("testdata/golden/" + name + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wrapper struct{ Twin json.RawMessage }
+		if err := json.Unmarshal(raw, &wrapper); err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, string(wrapper.Twin))
+	}
+	for _, doc := range docs {
+		var want twinFields
+		dec := json.NewDecoder(strings.NewReader(doc))
+		dec.UseNumber()
+		if err := dec.Decode(&want); err != nil {
+			t.Fatalf("encoding/json: %v", err)
+		}
+		var got Twin
+		if err := json.Unmarshal([]byte(doc), &got); err != nil {
+			t.Fatalf("Unmarshal(%s): %v", doc, err)
+		}
+		if !reflect.DeepEqual(got, Twin(want)) {
+			t.Errorf("Unmarshal(%s) =\n%#v\nencoding/json =\n%#v", doc, got, Twin(want))
+		}
+	}
+	for _, bad := range []string{`[]`, `{"version":"x"}`, `{"deviceId":5}`, `{"tags":[1]}`, `{"statusUpdateTime":"never"}`,
+		`{"parentScopes":[1]}`, `{"capabilities":{"iotEdge":"yes"}}`, `{"properties":{"desired":{"$version":1.5}}}`, `{"configurations":{"c":1}}`, `{`} {
+		var tw Twin
+		if err := json.Unmarshal([]byte(bad), &tw); err == nil {
+			t.Errorf("Unmarshal(%s) accepted it", bad)
 		}
 	}
 }
