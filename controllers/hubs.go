@@ -44,6 +44,11 @@ type Hub struct {
 	// CABundle is the PEM CA bundle trusted for the hub, empty for the system
 	// roots.
 	CABundle []byte
+	// GatewayHostName is the GatewayHostName of the service connection
+	// string, if it carries one: the host[:port] devices dial for MQTT when
+	// it differs from HostName (an embedded hub serves MQTT on its own
+	// port). Provisioned device connection strings copy it.
+	GatewayHostName string
 }
 
 // Hubs resolves objects' hub credentials from Secrets and hands out one
@@ -142,7 +147,7 @@ func (h *Hubs) client(connectionString string, ca []byte, origin string) (*Hub, 
 		return nil, &CredentialsError{Reason: iotv1alpha1.ReasonInvalidSecret,
 			Message: fmt.Sprintf("%s: %v", origin, err)}
 	}
-	hub := &Hub{Client: c, HostName: cs.HostName, CABundle: ca}
+	hub := &Hub{Client: c, HostName: cs.HostName, CABundle: ca, GatewayHostName: cs.GatewayHostName}
 	if h.clients == nil {
 		h.clients = map[string]*Hub{}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -52,6 +53,10 @@ func main() {
 		defaultHubCAKey      string
 		hubTier              string
 		hubUnits             int
+		dtWatchInterval      time.Duration
+		dtWatchQueryShare    float64
+		dtConcurrency        int
+		enableWebhooks       bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP). 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -63,6 +68,10 @@ func main() {
 	flag.StringVar(&defaultHubCAKey, "default-hub-ca-key", "", "Key of the default hub Secret that holds a PEM CA bundle for a private hub; empty trusts the system roots.")
 	flag.StringVar(&hubTier, "hub-tier", "S1", "IoT Hub tier whose throttles bound the operator's calls to each hub: F1, S1, S2 or S3.")
 	flag.IntVar(&hubUnits, "hub-units", 1, "Number of units of the hub tier.")
+	flag.DurationVar(&dtWatchInterval, "devicetwin-watch-interval", controllers.DefaultWatchInterval, "How often the hub watcher polls each hub for changed twins (10s suits the embedded hub; use 60s or more against Azure). Negative disables the watcher.")
+	flag.Float64Var(&dtWatchQueryShare, "devicetwin-watch-query-share", controllers.DefaultWatchQueryShare, "Share (0 to 1] of each hub's query rate limit the hub watcher may use; the rest is left to TwinQuery objects.")
+	flag.IntVar(&dtConcurrency, "devicetwin-concurrency", 4, "Number of DeviceTwin reconciles run in parallel.")
+	flag.BoolVar(&enableWebhooks, "enable-webhooks", false, "Serve the DeviceTwin validating webhook (needs a serving certificate, see config/certmanager).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -113,12 +122,21 @@ func main() {
 	}
 
 	if err := (&controllers.DeviceTwinReconciler{
-		Client: mgr.GetClient(),
-		Scheme: mgr.GetScheme(),
-		Hubs:   hubs,
+		Client:                  mgr.GetClient(),
+		Scheme:                  mgr.GetScheme(),
+		Hubs:                    hubs,
+		WatchInterval:           dtWatchInterval,
+		WatchQueryShare:         dtWatchQueryShare,
+		MaxConcurrentReconciles: dtConcurrency,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "DeviceTwin")
 		os.Exit(1)
+	}
+	if enableWebhooks {
+		if err := controllers.SetupDeviceTwinWebhookWithManager(mgr); err != nil {
+			setupLog.Error(err, "unable to create webhook", "webhook", "DeviceTwin")
+			os.Exit(1)
+		}
 	}
 	if err := (&controllers.TwinQueryReconciler{
 		Client: mgr.GetClient(),
