@@ -103,20 +103,13 @@ func aggregatePage(ctx context.Context, q *Query, src Source, cur cursor, limit 
 // collectGroups runs the aggregates over every matching twin and returns
 // the groups sorted by their values.
 func collectGroups(ctx context.Context, q *Query, src Source) ([]*group, error) {
-	byKey := map[any]*group{}
-	var order []*group
+	groups := groupIndex{byKey: map[any]*group{}}
 	values := make([]any, len(q.GroupBy))
 	err := iterate(ctx, q, src, "", func(_ string, _ map[string]any, r row) bool {
 		for i, p := range q.GroupBy {
 			values[i] = r.value(p)
 		}
-		k := groupKey(values)
-		g := byKey[k]
-		if g == nil {
-			g = newGroup(q, slices.Clone(values))
-			byKey[k] = g
-			order = append(order, g)
-		}
+		g := groups.find(groupKey(values), func() *group { return newGroup(q, slices.Clone(values)) })
 		for i, it := range q.Items {
 			if c, ok := it.Expr.(*Call); ok && c.Func.Aggregate() {
 				var v any
@@ -128,8 +121,37 @@ func collectGroups(ctx context.Context, q *Query, src Source) ([]*group, error) 
 		}
 		return true
 	})
-	slices.SortFunc(order, func(a, b *group) int { return compareTuples(a.values, b.values) })
-	return order, err
+	slices.SortFunc(groups.order, func(a, b *group) int { return compareTuples(a.values, b.values) })
+	return groups.order, err
+}
+
+// groupIndex finds a row's group. With few groups, the usual case for
+// GROUP BY over a status or a firmware version, a linear search by
+// interface equality beats hashing; interned column strings even compare
+// by pointer.
+type groupIndex struct {
+	order []*group
+	keys  []any
+	byKey map[any]*group
+}
+
+const linearGroups = 8
+
+func (gi *groupIndex) find(key any, create func() *group) *group {
+	if len(gi.order) <= linearGroups {
+		for i, k := range gi.keys {
+			if k == key {
+				return gi.order[i]
+			}
+		}
+	} else if g := gi.byKey[key]; g != nil {
+		return g
+	}
+	g := create()
+	gi.order = append(gi.order, g)
+	gi.keys = append(gi.keys, key)
+	gi.byKey[key] = g
+	return g
 }
 
 func newGroup(q *Query, values []any) *group {
