@@ -113,11 +113,15 @@ func ETagFromCounter(counter uint64) string {
 // CounterFromETag decodes a twin etag made by ETagFromCounter. ok is false
 // for anything else (an etag from another source, surrounding quotes).
 func CounterFromETag(etag string) (counter uint64, ok bool) {
-	raw, err := base64.StdEncoding.DecodeString(etag)
-	if err != nil || len(raw) != 8 {
+	var raw [9]byte // one spare byte so that a longer value is noticed
+	if len(etag) != base64.StdEncoding.EncodedLen(8) {
 		return 0, false
 	}
-	return binary.BigEndian.Uint64(raw), true
+	n, err := base64.StdEncoding.Decode(raw[:], []byte(etag))
+	if err != nil || n != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(raw[:8]), true
 }
 
 // bumpETag advances the etag counter by one. An etag that is not a counter

@@ -82,7 +82,8 @@ func ValidatePatch(section Section, patch map[string]any, opts Options) error {
 // a problem it walks again in key order so the error reported is the same
 // on every run.
 func validateTree(section Section, doc map[string]any, opts Options, allowNull bool) error {
-	v := validator{section: section, opts: opts, allowNull: allowNull}
+	var path [MaxDepth + 2]string // deep enough for any valid document
+	v := validator{section: section, opts: opts, allowNull: allowNull, path: path[:0]}
 	if v.object(doc, 1) == nil {
 		return nil
 	}
