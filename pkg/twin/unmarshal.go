@@ -104,6 +104,7 @@ func (d *twinDecoder) fail(name string, v any, want string) {
 	}
 }
 
+// string reads a string member; null or absent is "".
 func (d *twinDecoder) string(name string) string {
 	switch v := d.obj[name].(type) {
 	case nil:
@@ -116,6 +117,7 @@ func (d *twinDecoder) string(name string) string {
 	}
 }
 
+// time reads a timestamp member in any form ParseTime accepts.
 func (d *twinDecoder) time(name string) Time {
 	s := d.string(name)
 	t, err := ParseTime(s)
@@ -125,6 +127,7 @@ func (d *twinDecoder) time(name string) Time {
 	return t
 }
 
+// int64 reads an integer member; null or absent is 0.
 func (d *twinDecoder) int64(name string) int64 {
 	switch v := d.obj[name].(type) {
 	case nil:
@@ -141,6 +144,7 @@ func (d *twinDecoder) int64(name string) int64 {
 	}
 }
 
+// object reads an object member; null or absent is nil.
 func (d *twinDecoder) object(name string) map[string]any {
 	switch v := d.obj[name].(type) {
 	case nil:
@@ -153,6 +157,7 @@ func (d *twinDecoder) object(name string) map[string]any {
 	}
 }
 
+// thumbprint reads the x509Thumbprint member.
 func (d *twinDecoder) thumbprint(name string) *X509Thumbprint {
 	obj := d.object(name)
 	if obj == nil {
@@ -167,6 +172,7 @@ func (d *twinDecoder) thumbprint(name string) *X509Thumbprint {
 	return x
 }
 
+// optionalString reads a string member that may be null.
 func (d *twinDecoder) optionalString(name string) *string {
 	if d.obj[name] == nil {
 		return nil
@@ -175,6 +181,7 @@ func (d *twinDecoder) optionalString(name string) *string {
 	return &s
 }
 
+// capabilities reads the capabilities member.
 func (d *twinDecoder) capabilities(name string) *Capabilities {
 	obj := d.object(name)
 	if obj == nil {
@@ -191,6 +198,7 @@ func (d *twinDecoder) capabilities(name string) *Capabilities {
 	return c
 }
 
+// strings reads an array-of-strings member.
 func (d *twinDecoder) strings(name string) []string {
 	switch v := d.obj[name].(type) {
 	case nil:
@@ -211,6 +219,7 @@ func (d *twinDecoder) strings(name string) []string {
 	}
 }
 
+// configurations reads the configurations member.
 func (d *twinDecoder) configurations(name string) map[string]ConfigurationStatus {
 	obj := d.object(name)
 	if obj == nil {
@@ -230,6 +239,7 @@ func (d *twinDecoder) configurations(name string) map[string]ConfigurationStatus
 	return out
 }
 
+// collection reads a property section member.
 func (d *twinDecoder) collection(name string) Collection {
 	obj := d.object(name)
 	if obj == nil {
