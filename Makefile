@@ -82,11 +82,11 @@ build: ## Build the manager, hub and device simulator into bin/.
 
 .PHONY: demo
 demo: build ## Play the device twin tutorial on a local control plane and hub, then stop.
-	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run ./test/e2e/cmd/localstack demo --bin-dir $(LOCALBIN)
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run ./test/e2e/localstack demo --bin-dir $(LOCALBIN)
 
 .PHONY: run
 run: build ## Keep a local control plane, hub and manager up; prints how to use it.
-	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run ./test/e2e/cmd/localstack run --bin-dir $(LOCALBIN)
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go run ./test/e2e/localstack run --bin-dir $(LOCALBIN)
 
 ##@ Deployment
 
