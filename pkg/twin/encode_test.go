@@ -3,6 +3,7 @@ package twin
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"testing"
 )
 
@@ -83,5 +84,13 @@ func TestSectionNames(t *testing.T) {
 		if tt.s.String() != tt.path || tt.s.displayName() != tt.name || tt.s.MaxSize() != tt.max {
 			t.Errorf("section %d: %q %q %d", tt.s, tt.s.String(), tt.s.displayName(), tt.s.MaxSize())
 		}
+	}
+}
+
+func TestAppendValueHandBuilt(t *testing.T) {
+	doc := map[string]any{"i": 3, "f": 1.5, "u": uint8(7), "s": []string{"a"}, "bad": make(chan int), "nan": math.NaN()}
+	want := `{"bad":null,"f":1.5,"i":3,"nan":null,"s":["a"],"u":7}`
+	if got := string(appendValue(nil, doc)); got != want {
+		t.Errorf("appendValue() = %s, want %s", got, want)
 	}
 }

@@ -2,7 +2,6 @@ package twin
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"math/big"
 	"reflect"
@@ -165,11 +164,16 @@ func appendValue(b []byte, v any) []byte {
 		}
 		return append(b, ']')
 	}
-	// Not canonical (a Go number from a hand-built document): let
-	// encoding/json decide.
+	// Not canonical: a hand-built document. Go numbers are written as
+	// numbers; anything else encoding/json can encode is; a value that is
+	// not JSON at all (never in a validated twin) is written as null rather
+	// than failing the whole rendering.
+	if n, ok := goNumberText(v); ok {
+		return append(b, n...)
+	}
 	raw, err := json.Marshal(v)
 	if err != nil {
-		panic(fmt.Sprintf("twin: cannot encode %T: %v", v, err))
+		return append(b, "null"...)
 	}
 	return append(b, raw...)
 }
