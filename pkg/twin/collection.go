@@ -222,10 +222,32 @@ func (m *Metadata) clone() Metadata {
 // toJSONValue renders the node as a decoded JSON object, the form the query
 // engine walks.
 func (m *Metadata) toJSONValue() map[string]any {
+	var r metadataRenderer
+	return r.render(m)
+}
+
+// metadataRenderer renders metadata trees for QueryDocument. One write
+// stamps many nodes with the same time and version, so it reuses the text
+// of the last ones it rendered instead of allocating it per node.
+type metadataRenderer struct {
+	time        Time
+	timeText    string
+	version     int64
+	versionText json.Number
+}
+
+// render returns the decoded JSON object of node m.
+func (r *metadataRenderer) render(m *Metadata) map[string]any {
 	out := make(map[string]any, len(m.Children)+2)
-	out[keyLastUpdated] = m.LastUpdated.String()
+	if r.timeText == "" || !m.LastUpdated.Equal(r.time.Time) {
+		r.time, r.timeText = m.LastUpdated, m.LastUpdated.String()
+	}
+	out[keyLastUpdated] = r.timeText
 	if m.LastUpdatedVersion != 0 {
-		out[keyLastUpdatedVersion] = json.Number(strconv.FormatInt(m.LastUpdatedVersion, 10))
+		if r.versionText == "" || m.LastUpdatedVersion != r.version {
+			r.version, r.versionText = m.LastUpdatedVersion, int64Number(m.LastUpdatedVersion)
+		}
+		out[keyLastUpdatedVersion] = r.versionText
 	}
 	if m.LastUpdatedBy != "" {
 		out[keyLastUpdatedBy] = m.LastUpdatedBy
@@ -234,7 +256,7 @@ func (m *Metadata) toJSONValue() map[string]any {
 		out[keyLastUpdatedByDigest] = m.LastUpdatedByDigest
 	}
 	for k, child := range m.Children {
-		out[k] = child.toJSONValue()
+		out[k] = r.render(child)
 	}
 	return out
 }
