@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twinsync/twinsync/pkg/query"
@@ -75,11 +76,16 @@ func (h *Hub) api(class opClass, perms []Permission, fn apiHandler) http.Handler
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		v, e := fn(w, r)
-		switch {
-		case e != nil:
+		if e != nil {
 			writeError(w, e)
-		case v == nil:
+			return
+		}
+		switch body := v.(type) {
+		case nil:
 			w.WriteHeader(http.StatusNoContent)
+		case pooledJSON:
+			writeJSON(w, http.StatusOK, rawJSON(*body.buf))
+			pageBuffers.Put(body.buf)
 		default:
 			writeJSON(w, http.StatusOK, v)
 		}
@@ -482,13 +488,22 @@ func (h *Hub) query(w http.ResponseWriter, r *http.Request) (any, *hubError) {
 	return h.encodeRows(page), nil
 }
 
+// pageBuffers recycles query response buffers: a page of full twins is
+// megabytes, and allocating it per query makes the collector mark the
+// whole store far more often.
+var pageBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// pooledJSON is a response body in a buffer from pageBuffers; api writes
+// it and returns the buffer to the pool.
+type pooledJSON struct{ buf *[]byte }
+
 // encodeRows renders a query page as a JSON array. Twin rows that are
 // still the stored record's document reuse the record's cached JSON;
 // projections, aggregates and rows of a record that changed meanwhile are
 // marshalled.
-func (h *Hub) encodeRows(page *query.Page) rawJSON {
-	buf := make([]byte, 0, 64+len(page.Items)*1024)
-	buf = append(buf, '[')
+func (h *Hub) encodeRows(page *query.Page) pooledJSON {
+	bp := pageBuffers.Get().(*[]byte)
+	buf := append((*bp)[:0], '[')
 	for i, item := range page.Items {
 		if i > 0 {
 			buf = append(buf, ',')
@@ -505,7 +520,8 @@ func (h *Hub) encodeRows(page *query.Page) rawJSON {
 		}
 		buf = append(buf, data...)
 	}
-	return append(buf, ']')
+	*bp = append(buf, ']')
+	return pooledJSON{bp}
 }
 
 // deviceStatistics answers GET /statistics/devices.
