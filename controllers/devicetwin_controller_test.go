@@ -326,4 +326,3 @@ func TestDeviceTwinExclusiveOwnership(t *testing.T) {
 	e.g.Expect(k8sClient.Create(e.ctx, dt)).To(Succeed())
 	e.eventuallyHub("dev1", func(g Gomega, tw *twin.Twin) { g.Expect(canonical(tw.Tags)).To(Equal(`{"owner":"ops"}`)) })
 }
-
