@@ -45,7 +45,7 @@ const tqSlotTolerance = 100 * time.Millisecond
 // It is safe for concurrent use.
 type QueryScheduler struct {
 	// ReservedShare of every hub's query rate is left to other users;
-	// values outside [0, 1) mean DefaultReservedQueryShare.
+	// zero and values outside (0, 1) mean DefaultReservedQueryShare.
 	ReservedShare float64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -108,7 +108,7 @@ func (s *QueryScheduler) now() time.Time {
 }
 
 func (s *QueryScheduler) share() float64 {
-	if s.ReservedShare < 0 || s.ReservedShare >= 1 {
+	if s.ReservedShare <= 0 || s.ReservedShare >= 1 {
 		return DefaultReservedQueryShare
 	}
 	return s.ReservedShare
