@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -204,4 +205,14 @@ func (c *rawMQTT) awaitPublish(prefix string) (string, error) {
 			return topic, nil
 		}
 	}
+}
+
+// cpuTime returns the process's user plus system CPU time. On this shared,
+// loaded machine CPU per operation is steadier than wall-clock rates.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

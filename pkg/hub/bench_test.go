@@ -45,7 +45,7 @@ func BenchmarkTwinPatchHTTPS(b *testing.B) {
 			token := ownerToken(h)
 			body := []byte(`{"properties":{"desired":{"power_level":1,"mode":"eco"}},"tags":{"location":{"plant":"Redmond43"}}}`)
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			runClients(b, b.N, httpsClients, func(worker int) func() error {
 				client := benchClient(h)
 				url := "https://" + h.Hostname() + "/twins/bench" + strconv.Itoa(worker) + "?api-version=2021-04-12"
@@ -54,6 +54,11 @@ func BenchmarkTwinPatchHTTPS(b *testing.B) {
 				}
 			})
 			rate := float64(b.N) / time.Since(start).Seconds()
+			cpuPerOp := float64(cpuTime()-cpu0) / float64(b.N)
+			b.ReportMetric(cpuPerOp, "cpu-ns/op")
+			b.ReportMetric(trivialOnce.cpuPerOp, "trivial-cpu-ns/op")
+			b.ReportMetric(trivialOnce.cpuPerOp/cpuPerOp, "x-trivial-cpu")
+			b.ReportMetric(2e9/cpuPerOp, "2core-capacity/s")
 			b.ReportMetric(rate, "patches/s")
 			b.ReportMetric(ref, "trivial-req/s")
 			b.ReportMetric(rate/ref, "x-trivial")
@@ -112,7 +117,7 @@ func doRequest(client *http.Client, method, url, token string, body []byte) erro
 
 var trivialOnce struct {
 	sync.Once
-	rate float64
+	rate, cpuPerOp float64
 }
 
 // trivialTLSRate measures, once per run, a net/http TLS server whose
@@ -137,13 +142,14 @@ func trivialTLSRate(b *testing.B, h *Hub) float64 {
 		defer srv.Close()
 		body := []byte(`{"properties":{"desired":{"power_level":1,"mode":"eco"}},"tags":{"location":{"plant":"Redmond43"}}}`)
 		const n = 20000
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		runClients(b, n, httpsClients, func(int) func() error {
 			client := benchClient(h)
 			url := "https://" + ln.Addr().String() + "/twins/x"
 			return func() error { return doRequest(client, "PATCH", url, "t", body) }
 		})
 		trivialOnce.rate = n / time.Since(start).Seconds()
+		trivialOnce.cpuPerOp = float64(cpuTime()-cpu0) / n
 	})
 	return trivialOnce.rate
 }
@@ -186,7 +192,7 @@ func BenchmarkMQTTReportedPatch(b *testing.B) {
 				clients[i] = c
 			}
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			runClients(b, b.N, mqttDevices, func(w int) func() error {
 				c := clients[w]
 				rid := 0
@@ -206,6 +212,11 @@ func BenchmarkMQTTReportedPatch(b *testing.B) {
 				}
 			})
 			rate := float64(b.N) / time.Since(start).Seconds()
+			cpuPerOp := float64(cpuTime()-cpu0) / float64(b.N)
+			b.ReportMetric(cpuPerOp, "cpu-ns/op")
+			b.ReportMetric(brokerOnce.cpuPerOp, "broker-cpu-ns/op")
+			b.ReportMetric(brokerOnce.cpuPerOp/cpuPerOp, "x-broker-cpu")
+			b.ReportMetric(2e9/cpuPerOp, "2core-capacity/s")
 			b.ReportMetric(rate, "patches/s")
 			b.ReportMetric(ref, "broker-relays/s")
 			b.ReportMetric(rate/ref, "x-broker")
@@ -215,7 +226,7 @@ func BenchmarkMQTTReportedPatch(b *testing.B) {
 
 var brokerOnce struct {
 	sync.Once
-	rate float64
+	rate, cpuPerOp float64
 }
 
 // plainBrokerRate measures, once per run, a mochi-mqtt broker with no
@@ -252,7 +263,7 @@ func plainBrokerRate(b *testing.B, h *Hub) float64 {
 			clients[i] = c
 		}
 		const n = 30000
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		runClients(b, n, mqttDevices, func(w int) func() error {
 			c := clients[w]
 			topic := "bench/" + strconv.Itoa(w)
@@ -265,6 +276,7 @@ func plainBrokerRate(b *testing.B, h *Hub) float64 {
 			}
 		})
 		brokerOnce.rate = n / time.Since(start).Seconds()
+		brokerOnce.cpuPerOp = float64(cpuTime()-cpu0) / n
 	})
 	return brokerOnce.rate
 }

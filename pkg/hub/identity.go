@@ -80,10 +80,8 @@ func (r *identity) twinJSON() rawJSON {
 	if b := r.json.Load(); b != nil {
 		return *b
 	}
-	b, err := json.Marshal(r.Twin)
-	if err != nil {
-		panic("hub: twin does not marshal: " + err.Error())
-	}
+	// AppendJSON writes directly; json.Marshal would re-scan its output.
+	b := r.Twin.AppendJSON(make([]byte, 0, 1024))
 	r.json.Store(&b)
 	return b
 }
