@@ -56,6 +56,7 @@ func main() {
 		dtWatchInterval      time.Duration
 		dtWatchQueryShare    float64
 		dtConcurrency        int
+		tqConcurrency        int
 		enableWebhooks       bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP). 0 disables it.")
@@ -71,6 +72,7 @@ func main() {
 	flag.DurationVar(&dtWatchInterval, "devicetwin-watch-interval", controllers.DefaultWatchInterval, "How often the hub watcher polls each hub for changed twins (10s suits the embedded hub; use 60s or more against Azure). Negative disables the watcher.")
 	flag.Float64Var(&dtWatchQueryShare, "devicetwin-watch-query-share", controllers.DefaultWatchQueryShare, "Share (0 to 1] of each hub's query rate limit the hub watcher may use; the rest is left to TwinQuery objects.")
 	flag.IntVar(&dtConcurrency, "devicetwin-concurrency", 4, "Number of DeviceTwin reconciles run in parallel.")
+	flag.IntVar(&tqConcurrency, "twinquery-concurrency", 4, "Number of TwinQuery refreshes run in parallel.")
 	flag.BoolVar(&enableWebhooks, "enable-webhooks", false, "Serve the DeviceTwin validating webhook (needs a serving certificate, see config/certmanager).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
@@ -142,6 +144,10 @@ func main() {
 		Client: mgr.GetClient(),
 		Scheme: mgr.GetScheme(),
 		Hubs:   hubs,
+		// TwinQueries leave the hub watcher's share of each hub's query
+		// budget untouched, so that together they stay within the tier.
+		Scheduler:               &controllers.QueryScheduler{ReservedShare: dtWatchQueryShare},
+		MaxConcurrentReconciles: tqConcurrency,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "TwinQuery")
 		os.Exit(1)
