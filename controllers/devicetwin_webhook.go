@@ -90,8 +90,7 @@ func validateSection(path *field.Path, section twin.Section, doc *apiextensionsv
 			}
 		}
 	}
-	if te.Code == twin.CodeDeviceModelMaxPropertiesExceeded {
-		return field.ErrorList{field.TooLong(p, "<object>", section.MaxSize())}
-	}
+	// The hub's own wording names the limit (and, for sizes, the number of
+	// bytes allowed); the value is not echoed back, it may be large.
 	return field.ErrorList{field.Invalid(p, "<value>", te.Message)}
 }
