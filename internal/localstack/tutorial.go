@@ -67,7 +67,7 @@ func (s *Stack) PlayTutorial(ctx context.Context, samplesDir, namespace string, 
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	r := &TutorialResult{}
 
-	say("\n==> 1. kubectl apply -f %s (namespace %s)", samplesDir, namespace)
+	say("\n==> 1. kubectl apply -k %s (namespace %s)", samplesDir, namespace)
 	applied, err := s.ApplyManifests(ctx, samplesDir, namespace)
 	if err != nil {
 		return r, err

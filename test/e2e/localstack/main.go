@@ -117,7 +117,7 @@ func run(ctx context.Context, binDir, namespace string) (err error) {
 twinsync is running. In another terminal:
 
   export KUBECONFIG=%s
-  kubectl apply -n %s -f %s/
+  kubectl apply -n %s -k %s/
   kubectl get dt,tq -n %s -w
   kubectl wait -n %s devicetwin/%s --for=condition=Ready --timeout=60s
 
@@ -147,8 +147,12 @@ func startDeviceWhenProvisioned(ctx context.Context, stack *localstack.Stack, na
 		}
 	}
 	p, err := stack.StartDevice(ctx, namespace, localstack.DeviceSecretName, func(msg map[string]any) {
-		if m, _ := msg["msg"].(string); m != "" {
-			fmt.Printf("devicesim: %s %v\n", m, msg["patch"])
+		m, _ := msg["msg"].(string)
+		if patch, ok := msg["patch"].(string); ok {
+			m += " " + patch
+		}
+		if m != "" {
+			fmt.Println("devicesim:", m)
 		}
 	}, "--report=connectivity=cellular", "--ack-desired", "--log-patches")
 	if err != nil {
