@@ -31,7 +31,9 @@
 //     size is x-ms-max-item-count capped at 1000, 100 when absent. The body
 //     key "query" is matched case-insensitively (amenzhinsky/iothub sends
 //     "Query").
-//   - MQTT: 3.1.1 over TLS, any clean-session flag, user name
+//   - MQTT: 3.1.1 over TLS on its own port and over WebSocket at
+//     /$iothub/websocket on the HTTPS port (the SDKs' MqttWs transports),
+//     any clean-session flag, user name
 //     "<host>/<clientId>/[?]api-version=...&..." with the model-id copied
 //     to the twin. Bad credentials, unknown or disabled identities get
 //     CONNACK 5. A publish outside the identity's documented topics or at

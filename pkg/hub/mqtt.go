@@ -38,7 +38,8 @@ const (
 type mqttEndpoint struct {
 	hub    *Hub
 	server *mqtt.Server
-	addr   string // bound listen address
+	addr   string      // bound listen address
+	ws     *wsListener // MQTT over WebSocket on the HTTPS port
 
 	mu       sync.Mutex
 	sessions map[string]*session // identity key → current connection
@@ -75,6 +76,10 @@ func newMQTTEndpoint(h *Hub, ln net.Listener, log *slog.Logger) (*mqttEndpoint, 
 		return nil, err
 	}
 	if err := srv.AddListener(listeners.NewNet("mqtts", ln)); err != nil {
+		return nil, err
+	}
+	e.ws = newWSListener(srv.EstablishConnection)
+	if err := srv.AddListener(e.ws); err != nil {
 		return nil, err
 	}
 	return e, nil

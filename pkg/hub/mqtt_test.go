@@ -305,3 +305,34 @@ func TestMQTTTokenExpiryCloses(t *testing.T) {
 		t.Fatal("the hub still lists the session")
 	}
 }
+
+func TestMQTTOverWebSocket(t *testing.T) {
+	h := hubtest.Start(t, hubtest.InMemory())
+	svc := newService(t, h, h.ServiceConnectionString)
+	opts := deviceOptions(t, h, h.AddDevice(t, "dev1"))
+	opts.Servers = nil
+	opts.AddBroker("wss://" + h.HTTPSAddr + "/$iothub/websocket")
+	d := connectWith(t, opts)
+	d.subscribe("$iothub/twin/res/#", 0)
+	d.subscribe("$iothub/twin/PATCH/properties/desired/#", 0)
+	if status, _, body := d.request("$iothub/twin/PATCH/properties/reported/", 1, `{"ws":true}`); status != "204" {
+		t.Fatalf("reported patch over websocket: %s %s", status, body)
+	}
+	svc.do("PATCH", "/twins/dev1", `{"properties":{"desired":{"x":1}}}`)
+	if m := d.await("$iothub/twin/PATCH/properties/desired/"); string(m.Payload()) != `{"x":1,"$version":2}` {
+		t.Fatalf("notification %s", m.Payload())
+	}
+	if !h.Connected("dev1", "") {
+		t.Fatal("websocket session not listed")
+	}
+	bad := deviceOptions(t, h, h.DeviceConnectionString(t, "dev1"))
+	bad.Servers = nil
+	bad.AddBroker("wss://" + h.HTTPSAddr + "/$iothub/websocket")
+	bad.SetPassword("SharedAccessSignature sr=x&sig=eA%3D%3D&se=1")
+	cl := paho.NewClient(bad)
+	tok := cl.Connect()
+	tok.WaitTimeout(10 * time.Second)
+	if !errors.Is(tok.Error(), packets.ErrorRefusedNotAuthorised) {
+		t.Fatalf("bad token over websocket: %v", tok.Error())
+	}
+}

@@ -55,6 +55,8 @@ func (h *Hub) routes() http.Handler {
 	mux.Handle("GET /statistics/devices", h.api(classRegistry, read, h.deviceStatistics))
 	mux.Handle("GET /statistics/service", h.api(classRegistry, svc, h.serviceStatistics))
 
+	mux.HandleFunc("GET "+webSocketPath, h.mqtt.serveWebSocket)
+
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { writeError(w, errNotFoundRoute()) })
 	return mux
 }

@@ -60,7 +60,7 @@ func TestThrottlingS1(t *testing.T) {
 				t.Fatalf("unexpected response %s %s", m.Topic(), m.Payload())
 			}
 		}
-		// A burst of 50 plus what refills while the burst is sent.
+		// A burst of 50 plus what refills until the last answer.
 		maxOK := 50 + int(time.Since(start).Seconds()*50) + 1
 		if throttled == 0 || ok < 50 || ok > maxOK {
 			t.Fatalf("%d accepted, %d throttled (at most %d may pass)", ok, throttled, maxOK)
