@@ -15,9 +15,10 @@
 //	// page.Items, page.ItemType (x-ms-item-type), page.Continuation (x-ms-continuation)
 //
 // A store implements Source (ordered scans from a key) and optionally
-// IndexedSource (equality lookups) and ColumnSource (a consistent snapshot
-// with per-path value columns). MemSource is the in-memory reference
-// implementation of all three, with exact indexes kept up to date on every
+// IndexedSource (equality lookups), ExactIndexedSource (exact lookups that
+// return the documents too) and ColumnSource (a consistent snapshot with
+// per-path value columns). MemSource is the in-memory reference
+// implementation of all of them, with exact indexes kept up to date on every
 // write; pkg/hub can embed it or copy its pattern.
 //
 // The planner picks, per query: an index for the most selective
@@ -47,6 +48,18 @@
 // functions over undefined or over operands of different types are
 // undefined, and NOT, AND and OR follow three-valued logic (false AND
 // undefined is false, true OR undefined is true).
+//
+// # Errors
+//
+// Parse returns an *Error with the line and column (in characters) and what
+// was expected, e.g. "line 1, column 38: expected a value after '='". It
+// also enforces IoT Hub's restrictions: aggregates only as select items,
+// GROUP BY only over devices and with a select list of grouped paths and
+// aggregates, devices.jobs only with SELECT *, IN and NIN only over a
+// bracketed array of constants, keywords as property names only when
+// escaped (tags.[[group]]). Unknown functions, such as STARTS_WITH, are
+// refused. Execute fails only on a foreign or corrupt continuation token
+// (ErrInvalidContinuation), a cancelled context or a store error.
 //
 // # Choices where IoT Hub's behaviour is not documented (spec [X])
 //
