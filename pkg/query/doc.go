@@ -24,7 +24,8 @@
 // The planner picks, per query: an index for the most selective
 // `path = constant` or `path IN [...]` conjunct of WHERE (every candidate
 // is still checked against the whole clause, so an index may return a
-// superset); else columns when the source keeps one for every path the
+// superset; an ExactIndexedSource's answer for that conjunct is trusted);
+// else columns when the source keeps one for every path the
 // query reads (evaluation then touches contiguous slices instead of each
 // twin's nested maps, which is what keeps a GROUP BY over 100,000 twins
 // far below the PostgreSQL reference); else a scan of the documents.
