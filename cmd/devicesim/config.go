@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/twinsync/twinsync/pkg/iothub"
 )
 
 // Exit codes.
@@ -56,10 +58,12 @@ type options struct {
 	interval                     time.Duration
 	duration                     time.Duration
 	connectConcurrency           int
+	registryLimits               string
 
 	// Resolved from the above and the environment.
 	connectionString         string
 	registryConnectionString string
+	limits                   iothub.Limits
 	rootCAs                  *x509.CertPool
 	reported                 map[string]any
 }
@@ -90,6 +94,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.interval, "interval", time.Second, "load mode: reporting interval per device; 0 reports back to back")
 	fs.DurationVar(&o.duration, "duration", 0, "load mode: measure for this long, then print the results and exit; 0 runs until a signal")
 	fs.IntVar(&o.connectConcurrency, "connect-concurrency", 64, "load mode: devices created and connected in parallel")
+	fs.StringVar(&o.registryLimits, "registry-limits", "none", "load mode: client-side rate limit of device creation, none or tier:units of a real hub (S1:1 allows 100 a minute)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -153,6 +158,9 @@ func (o *options) resolve(getenv func(string) string) error {
 		}
 		if o.connectConcurrency < 1 {
 			return errors.New("--connect-concurrency must be at least 1")
+		}
+		if o.limits, err = parseLimits(o.registryLimits); err != nil {
+			return err
 		}
 		o.registryConnectionString, err = secretFrom("registry connection string", o.registryConnectionStringFile, getenv(envPrefix+"REGISTRY_CONNECTION_STRING"), "")
 		return err

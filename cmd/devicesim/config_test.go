@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twinsync/twinsync/pkg/iothub"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -92,10 +94,10 @@ func TestParseOptions(t *testing.T) {
 		},
 		{
 			name: "load mode reads the registry string",
-			args: []string{"--devices", "3", "--interval", "10ms"},
+			args: []string{"--devices", "3", "--interval", "10ms", "--registry-limits", "none"},
 			env:  map[string]string{"DEVICESIM_REGISTRY_CONNECTION_STRING": "HostName=h;SharedAccessKeyName=p;SharedAccessKey=a2V5"},
 			check: func(t *testing.T, o *options) {
-				if o.devices != 3 || o.interval != 10*time.Millisecond || o.registryConnectionString == "" {
+				if o.devices != 3 || o.interval != 10*time.Millisecond || o.registryConnectionString == "" || o.limits != iothub.NoLimits {
 					t.Errorf("load options not parsed: %+v", o)
 				}
 			},
@@ -109,6 +111,7 @@ func TestParseOptions(t *testing.T) {
 		{name: "bad log format", args: []string{"--connection-string-file", csFile, "--log-format", "xml"}, wantErr: "text or json"},
 		{name: "bad CA file", args: []string{"--connection-string-file", csFile, "--ca-file", csFile}, wantErr: "no PEM certificate"},
 		{name: "bad env value", env: map[string]string{"DEVICESIM_DEVICES": "many"}, wantErr: "DEVICESIM_DEVICES"},
+		{name: "bad registry limits", args: []string{"--devices", "2", "--registry-limits", "S9:1"}, env: map[string]string{"DEVICESIM_REGISTRY_CONNECTION_STRING": "x"}, wantErr: "S9"},
 		{name: "load mode without registry string", args: []string{"--devices", "2"}, wantErr: "no registry connection string"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
 	}
@@ -149,6 +152,30 @@ func TestParseValue(t *testing.T) {
 	for _, tt := range tests {
 		if got := parseValue(tt.in); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("parseValue(%q) = %#v, want %#v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseLimits(t *testing.T) {
+	s1, _ := iothub.TierLimits(iothub.S1, 1)
+	s3, _ := iothub.TierLimits(iothub.S3, 2)
+	tests := []struct {
+		in      string
+		want    iothub.Limits
+		wantErr bool
+	}{
+		{"none", iothub.NoLimits, false},
+		{"", iothub.NoLimits, false},
+		{"S1", s1, false},
+		{"s3:2", s3, false},
+		{"S1:x", iothub.Limits{}, true},
+		{"S1:0", iothub.Limits{}, true},
+		{"B9:1", iothub.Limits{}, true},
+	}
+	for _, tt := range tests {
+		got, err := parseLimits(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("parseLimits(%q) = %+v, %v; want %+v, error %v", tt.in, got, err, tt.want, tt.wantErr)
 		}
 	}
 }

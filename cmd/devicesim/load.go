@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/twinsync/twinsync/pkg/device"
+	"github.com/twinsync/twinsync/pkg/iothub"
 )
 
 // loadConfig is what a load run needs; cmd flags map onto it and the
 // benchmark builds it directly.
 type loadConfig struct {
 	registryConnectionString string
+	limits                   iothub.Limits
 	rootCAs                  *x509.CertPool
 	devices                  int
 	devicePrefix             string
@@ -51,6 +53,7 @@ type loadResult struct {
 func runLoad(ctx context.Context, o *options, log *slog.Logger, stdout, stderr io.Writer) int {
 	res, err := loadTest(ctx, loadConfig{
 		registryConnectionString: o.registryConnectionString,
+		limits:                   o.limits,
 		rootCAs:                  o.rootCAs,
 		devices:                  o.devices,
 		devicePrefix:             o.devicePrefix,
@@ -79,7 +82,10 @@ func loadTest(ctx context.Context, cfg loadConfig) (*loadResult, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	reg, err := newRegistry(cfg.registryConnectionString, cfg.rootCAs, cfg.requestTimeout)
+	if cfg.limits == (iothub.Limits{}) {
+		cfg.limits = iothub.NoLimits
+	}
+	reg, err := newRegistry(cfg.registryConnectionString, cfg.rootCAs, cfg.requestTimeout, cfg.limits)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +93,7 @@ func loadTest(ctx context.Context, cfg loadConfig) (*loadResult, error) {
 
 	start := time.Now()
 	conns, err := provision(ctx, reg, cfg)
-	reg.client.CloseIdleConnections() // done with REST; do not hold sockets open
+	reg.close() // done with REST; do not hold sockets open
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +145,7 @@ func connectAll(ctx context.Context, conns []string, cfg loadConfig) ([]*device.
 			TokenLifetime:    cfg.tokenLifetime,
 			RequestTimeout:   cfg.requestTimeout,
 			IgnoreDesired:    true,
-			ProductInfo:      "devicesim-load",
+			ProductInfo:      "devicesim-load/" + version,
 			Logger:           quiet,
 		})
 		if err != nil {

@@ -16,6 +16,9 @@ import (
 	"github.com/twinsync/twinsync/pkg/device"
 )
 
+// version is the simulator's version, in user agents.
+const version = "0.1.0"
+
 // run is the whole program; main only adds signals and os.Exit, so tests
 // can check exit codes and output in-process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -41,7 +44,7 @@ func runDevice(ctx context.Context, o *options, log *slog.Logger, stderr io.Writ
 		RootCAs:          o.rootCAs,
 		TokenLifetime:    o.tokenLifetime,
 		RequestTimeout:   o.requestTimeout,
-		ProductInfo:      "devicesim",
+		ProductInfo:      "devicesim/" + version,
 		Logger:           log,
 	})
 	if err != nil {
