@@ -305,6 +305,7 @@ func BenchmarkQueryTagFilter(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			body := []byte(`{"query":"` + c.query + `"}`)
+			cpu0 := cpuTime()
 			for range b.N {
 				req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
 				req.Header.Set("Authorization", token)
@@ -321,7 +322,8 @@ func BenchmarkQueryTagFilter(b *testing.B) {
 					b.Fatalf("status %d, %d rows", resp.StatusCode, rows.n)
 				}
 			}
-			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/query")
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/query")
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/query")
 		})
 	}
 }
