@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -383,16 +384,10 @@ func marshalPatch(patch any) ([]byte, error) {
 			return nil, err
 		}
 	}
-	for _, ch := range b {
-		switch ch {
-		case ' ', '\t', '\r', '\n':
-			continue
-		case '{':
-			return b, nil
-		}
-		break
+	if trimmed := bytes.TrimLeft(b, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, errors.New("a reported patch must be a JSON object")
 	}
-	return nil, errors.New("a reported patch must be a JSON object")
+	return b, nil
 }
 
 // do sends a request on the current session, waiting for one if the client

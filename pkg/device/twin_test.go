@@ -87,6 +87,8 @@ func TestMarshalPatch(t *testing.T) {
 			A int `json:"a"`
 		}{1}, want: `{"a":1}`},
 		{name: "array refused", patch: []int{1}, wantErr: true},
+		{name: "array of objects refused", patch: json.RawMessage(`[{"a":1}]`), wantErr: true},
+		{name: "empty refused", patch: []byte("  "), wantErr: true},
 		{name: "scalar refused", patch: json.RawMessage(`3`), wantErr: true},
 		{name: "null refused", patch: nil, wantErr: true},
 	}
