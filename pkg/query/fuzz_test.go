@@ -55,3 +55,33 @@ func FuzzParse(f *testing.F) {
 		assertRoundTrip(t, q)
 	})
 }
+
+// FuzzExecute runs every query the fuzzer makes up over the fixture through
+// each access path (exact index and columns, plain index, scan) with a
+// small page size: no panic, and all of them return the same rows.
+func FuzzExecute(f *testing.F) {
+	for _, s := range []string{
+		"SELECT * FROM devices WHERE tags.location.plant = 'Redmond43' AND properties.reported.battery > 10",
+		"SELECT deviceId, properties.reported.battery * 2 AS b FROM devices WHERE tags.location.region IN ['US', 'EU'] OR NOT IS_DEFINED(tags.location)",
+		"SELECT tags.location.region AS r, COUNT() AS n, MIN(properties.reported.battery) AS lo, AVG(properties.reported.battery) AS avg FROM devices GROUP BY tags.location.region",
+		"SELECT TOP 2 * FROM devices.modules WHERE properties.reported.status = 'scanning'",
+		"SELECT COUNT() AS n FROM devices WHERE STARTSWITH(deviceId, 'dev') AND tags.serial NIN [5]",
+	} {
+		f.Add(s)
+	}
+	exact := fixtureSource(f, true, append(DefaultIndexedPaths, "properties")...)
+	plain := lookupOnly{fixtureSource(f, false, "tags", "deviceId")}
+	scan := scanOnly{fixtureSource(f, false)}
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := Parse(s); err != nil {
+			return
+		}
+		want, _ := runAll(t, scan, s, 2)
+		for name, src := range map[string]Source{"exact": exact, "lookup": plain} {
+			got, _ := runAll(t, src, s, 2)
+			if g, w := canonicalJSON(t, got), canonicalJSON(t, want); g != w {
+				t.Fatalf("%s: %s\n%s: %s\nscan: %s", s, name, name, g, w)
+			}
+		}
+	})
+}

@@ -44,7 +44,7 @@ type memCollection struct {
 type snapshot struct {
 	keys    []string
 	docs    []map[string]any
-	columns map[string]*column // by strings.Join(path, ".")
+	columns map[string]*column // by columnName(path)
 }
 
 type column struct {
@@ -202,7 +202,7 @@ func (s *MemSource) Columns(ctx context.Context, c Collection, paths [][]string,
 	s.withSnapshot(c, paths, func(snap *snapshot) {
 		cols := make([][]any, len(paths))
 		for i, p := range paths {
-			cols[i] = snap.columns[strings.Join(p, ".")].values
+			cols[i] = snap.columns[columnName(p)].values
 		}
 		fn(snap.keys, snap.docs, cols)
 	})
@@ -241,7 +241,7 @@ func newSnapshot(docs map[string]map[string]any) *snapshot {
 
 func (snap *snapshot) hasColumns(paths [][]string) bool {
 	for _, p := range paths {
-		if snap.columns[strings.Join(p, ".")] == nil {
+		if snap.columns[columnName(p)] == nil {
 			return false
 		}
 	}
@@ -249,13 +249,16 @@ func (snap *snapshot) hasColumns(paths [][]string) bool {
 }
 
 func (snap *snapshot) addColumns(paths [][]string) {
+	if snap.hasColumns(paths) {
+		return
+	}
+	if len(snap.columns)+len(paths) > maxColumns {
+		clear(snap.columns) // start over rather than grow without bound
+	}
 	for _, p := range paths {
-		name := strings.Join(p, ".")
+		name := columnName(p)
 		if snap.columns[name] != nil {
 			continue
-		}
-		if len(snap.columns) >= maxColumns {
-			clear(snap.columns) // start over rather than grow without bound
 		}
 		col := &column{path: slices.Clone(p), values: make([]any, len(snap.docs)), intern: map[string]any{}}
 		for i, d := range snap.docs {
@@ -264,6 +267,9 @@ func (snap *snapshot) addColumns(paths [][]string) {
 		snap.columns[name] = col
 	}
 }
+
+// columnName keys a column by its path.
+func columnName(path []string) string { return pathKey(path) }
 
 // replace swaps in a new version of an existing twin.
 func (snap *snapshot) replace(key string, doc map[string]any) {
@@ -449,5 +455,5 @@ func valueKey(v any) (string, bool) {
 }
 
 func indexKey(path []string, vk string) string {
-	return strings.Join(path, "\x00") + "\x01" + vk
+	return pathKey(path) + vk
 }

@@ -3,6 +3,7 @@ package query
 import (
 	"encoding/json"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -156,4 +157,17 @@ func lookup(doc map[string]any, path []string) any {
 		}
 	}
 	return normalize(cur)
+}
+
+// pathKey encodes a path as a map key. Segments are length-prefixed: an
+// escaped name in a query may hold any character, so no separator is safe.
+func pathKey(path []string) string {
+	var b strings.Builder
+	for _, seg := range path {
+		b.WriteString(strconv.Itoa(len(seg)))
+		b.WriteByte(':')
+		b.WriteString(seg)
+	}
+	b.WriteByte('|')
+	return b.String()
 }

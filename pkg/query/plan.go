@@ -2,131 +2,8 @@ package query
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
-	"hash/fnv"
 	"slices"
-	"strings"
 )
-
-// cursor is what a continuation token carries.
-type cursor struct {
-	Version int    `json:"v"`
-	Hash    uint64 `json:"h"`
-	// Key is the key of the last twin returned (twin and projection rows).
-	Key string `json:"k,omitempty"`
-	// Group is the tagged value tuple of the last group returned.
-	Group []taggedValue `json:"g,omitempty"`
-	// Returned counts the rows returned by earlier pages, for TOP.
-	Returned int64 `json:"n,omitempty"`
-}
-
-// taggedValue encodes a value that may be undefined, which JSON cannot say.
-type taggedValue struct {
-	Defined bool `json:"d"`
-	Value   any  `json:"x,omitempty"`
-}
-
-const cursorVersion = 1
-
-func queryHash(q *Query) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(q.String()))
-	return h.Sum64()
-}
-
-func encodeCursor(c cursor) string {
-	b, _ := json.Marshal(c) // cursor holds only JSON-safe values
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeCursor(token string, hash uint64) (cursor, error) {
-	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || json.Unmarshal(b, &c) != nil || c.Version != cursorVersion || c.Hash != hash || c.Returned < 0 {
-		return cursor{}, ErrInvalidContinuation
-	}
-	return c, nil
-}
-
-func executeQuery(ctx context.Context, q *Query, src Source, opts Options) (*Page, error) {
-	page := &Page{ItemType: q.ItemType(), Items: []map[string]any{}}
-	hash := queryHash(q)
-	cur := cursor{Version: cursorVersion, Hash: hash}
-	if opts.Continuation != "" {
-		var err error
-		if cur, err = decodeCursor(opts.Continuation, hash); err != nil {
-			return nil, err
-		}
-	}
-	if q.From == Jobs {
-		return page, nil // the engine keeps no jobs
-	}
-	limit := pageLimit(q, opts, cur)
-	if limit == 0 {
-		return page, nil
-	}
-	if q.HasAggregates() {
-		return page, aggregatePage(ctx, q, src, cur, limit, page)
-	}
-	return page, rowPage(ctx, q, src, cur, limit, page)
-}
-
-// pageLimit is how many rows this page may hold: the page size, capped by
-// what TOP leaves; -1 means no limit.
-func pageLimit(q *Query, opts Options, cur cursor) int64 {
-	limit := int64(-1)
-	if opts.PageSize > 0 {
-		limit = int64(opts.PageSize)
-	}
-	if q.Top >= 0 {
-		left := max(q.Top-cur.Returned, 0)
-		if limit < 0 || left < limit {
-			limit = left
-		}
-	}
-	return limit
-}
-
-// rowPage fills page with twins or projections in key order. After a full
-// page it looks for one more match, so that the token is sent only when
-// another page really exists.
-func rowPage(ctx context.Context, q *Query, src Source, cur cursor, limit int64, page *Page) error {
-	var lastKey string
-	more := false
-	err := iterate(ctx, q, src, cur.Key, func(key string, doc map[string]any, r row) bool {
-		if limit >= 0 && int64(len(page.Items)) == limit {
-			more = true
-			return false
-		}
-		page.Items = append(page.Items, project(q, doc, r))
-		lastKey = key
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	returned := cur.Returned + int64(len(page.Items))
-	if more && (q.Top < 0 || returned < q.Top) {
-		page.Continuation = encodeCursor(cursor{Version: cursorVersion, Hash: cur.Hash, Key: lastKey, Returned: returned})
-	}
-	return nil
-}
-
-// project builds the row for one twin: the twin itself for SELECT *,
-// else an object with one key per defined select item.
-func project(q *Query, doc map[string]any, r row) map[string]any {
-	if q.Star {
-		return doc
-	}
-	out := make(map[string]any, len(q.Items))
-	for i, it := range q.Items {
-		if v := eval(it.Expr, r); v != Undefined {
-			out[it.Name(i)] = v
-		}
-	}
-	return out
-}
 
 // visitFunc receives the matching twins in key order; r reads paths from
 // the document or from columns. Returning false stops the iteration.
@@ -238,7 +115,7 @@ func queryPaths(q *Query) ([]pathSlot, [][]string) {
 			if !ok {
 				return
 			}
-			name := strings.Join(p.Segments, "\x00")
+			name := pathKey(p.Segments)
 			i, seen := byName[name]
 			if !seen {
 				i = len(paths)
