@@ -313,7 +313,7 @@ func TestHubQueryPaging(t *testing.T) {
 // TestHubThrottling uses the hub's S1 throttling mode: a client without
 // limits and retries gets ErrThrottled, one that retries gets through and
 // counts the 429s, and one with the S1 preset stays at the hub's rate, so
-// it meets at most a few 429s where the two buckets' clocks differ by a
+// it meets only a few 429s where the two buckets' clocks differ by a
 // request's latency (the hub answers at once where IoT Hub would queue).
 func TestHubThrottling(t *testing.T) {
 	ctx := context.Background()
@@ -377,8 +377,8 @@ func TestHubThrottling(t *testing.T) {
 		}
 	}
 	unlimited := testutil.ToFloat64(throttledTotal.WithLabelValues(label("retrying"), opGetTwin))
-	if n := testutil.ToFloat64(throttledTotal.WithLabelValues(label("polite"), opGetTwin)); n > 5 || n >= unlimited {
-		t.Errorf("%v throttled answers with the S1 preset, want at most 5 and fewer than without limits (%v)", n, unlimited)
+	if n := testutil.ToFloat64(throttledTotal.WithLabelValues(label("polite"), opGetTwin)); n > reads/10 || n >= unlimited {
+		t.Errorf("%v throttled answers with the S1 preset, want at most %d and fewer than without limits (%v)", n, reads/10, unlimited)
 	}
 	if n := testutil.ToFloat64(requestsTotal.WithLabelValues(label("polite"), opGetTwin, "200")); n != reads {
 		t.Errorf("requests_total{code=200} = %v, want %d", n, reads)
