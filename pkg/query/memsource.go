@@ -165,8 +165,9 @@ func collectionOf(moduleID string) Collection {
 	return Devices
 }
 
-// Scan implements Source. It holds a lock while yield runs, so yield must
-// not write to s.
+// Scan implements Source. It holds s's lock while yield runs, so yield must
+// not call s (a nested read lock deadlocks once a writer waits), and a
+// long scan delays writers until it ends.
 func (s *MemSource) Scan(ctx context.Context, c Collection, after string, yield func(string, map[string]any) bool) error {
 	if c < Devices || c > Jobs {
 		return nil
@@ -187,6 +188,7 @@ func (s *MemSource) Scan(ctx context.Context, c Collection, after string, yield 
 }
 
 // Columns implements ColumnSource for paths at or below the indexed paths.
+// Like Scan it holds s's lock while fn runs, so fn must not call s.
 func (s *MemSource) Columns(ctx context.Context, c Collection, paths [][]string, fn func([]string, []map[string]any, [][]any)) (bool, error) {
 	if c < Devices || c > Jobs || len(paths) > maxColumns {
 		return false, nil
