@@ -134,17 +134,20 @@ func TestParseLength(t *testing.T) {
 	}
 }
 
+// TestQueryProperties pins x-ms-item-type with its exact casing: C# v1
+// parses it case-sensitively and fails twin queries unless it reads "Twin"
+// (spec §8.4).
 func TestQueryProperties(t *testing.T) {
 	tests := []struct {
 		in         string
 		typ        ItemType
 		aggregates bool
 	}{
-		{"SELECT * FROM devices", ItemTwin, false},
-		{"SELECT * FROM devices.modules", ItemTwin, false},
-		{"SELECT * FROM devices.jobs", ItemDeviceJob, false},
-		{"SELECT deviceId FROM devices", ItemRaw, false},
-		{"SELECT COUNT() AS n FROM devices", ItemRaw, true},
+		{"SELECT * FROM devices", "Twin", false},
+		{"SELECT * FROM devices.modules", "Twin", false},
+		{"SELECT * FROM devices.jobs", "DeviceJob", false},
+		{"SELECT deviceId FROM devices", "Raw", false},
+		{"SELECT COUNT() AS n FROM devices", "Raw", true},
 	}
 	for _, tt := range tests {
 		q, err := Parse(tt.in)
