@@ -56,7 +56,9 @@ import (
 
 const (
 	// DeviceTwinFinalizer is added before the first hub write so that the
-	// deletion policy runs before the object goes away.
+	// deletion policy runs before the object goes away. Objects with the
+	// Retain policy (the default) have nothing to do on deletion and carry
+	// no finalizer.
 	DeviceTwinFinalizer = "iot.twinsync.io/devicetwin"
 
 	// SkipHubCleanupAnnotation, set to "true" on a DeviceTwin being deleted,
@@ -150,15 +152,38 @@ func (r *DeviceTwinReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if requested, ok := dt.Annotations[iotv1alpha1.ReconcileRequestAnnotation]; ok {
 		dt.Status.LastHandledReconcileAt = requested
 	}
-	if controllerutil.AddFinalizer(&dt, DeviceTwinFinalizer) {
-		// The finalizer must be stored before the first hub write.
-		if err := r.Patch(ctx, &dt, client.MergeFrom(base)); err != nil {
-			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
-		}
-		base.Finalizers = dt.Finalizers
-		base.ResourceVersion = dt.ResourceVersion
+	if err := r.syncFinalizer(ctx, base, &dt); err != nil {
+		return ctrl.Result{}, err
 	}
 	return r.reconcileNormal(ctx, &dt)
+}
+
+// syncFinalizer stores the finalizer before the first hub write when the
+// deletion policy has work to do on the hub, and removes it when the policy
+// became Retain. Retain needs no finalizer (deleting the object leaves the
+// hub alone), which saves every such object an apiserver write.
+func (r *DeviceTwinReconciler) syncFinalizer(ctx context.Context, base, dt *iotv1alpha1.DeviceTwin) error {
+	var changed bool
+	if needsFinalizer(dt) {
+		changed = controllerutil.AddFinalizer(dt, DeviceTwinFinalizer)
+	} else {
+		changed = controllerutil.RemoveFinalizer(dt, DeviceTwinFinalizer)
+	}
+	if !changed {
+		return nil
+	}
+	if err := r.Patch(ctx, dt, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("updating finalizers: %w", err)
+	}
+	base.Finalizers = dt.Finalizers
+	base.ResourceVersion = dt.ResourceVersion
+	return nil
+}
+
+// needsFinalizer reports whether deleting the object has work to do on the
+// hub.
+func needsFinalizer(dt *iotv1alpha1.DeviceTwin) bool {
+	return cmpOr(dt.Spec.DeletionPolicy, iotv1alpha1.DeletionPolicyRetain) != iotv1alpha1.DeletionPolicyRetain
 }
 
 // patchStatus writes the status once, as a merge patch against the object

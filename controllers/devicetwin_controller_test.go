@@ -36,7 +36,7 @@ func TestDeviceTwinApplyMirrorConverge(t *testing.T) {
 	got := e.waitCondition("dev1", iotv1alpha1.ConditionSynced, metav1.ConditionTrue, iotv1alpha1.ReasonSucceeded)
 	e.g.Expect(got.Status.ManagedTags).To(Equal([]string{"location.plant"}))
 	e.g.Expect(got.Status.ManagedDesired).To(ConsistOf("power_level", "mode"))
-	e.g.Expect(got.Finalizers).To(ContainElement(DeviceTwinFinalizer))
+	e.g.Expect(got.Finalizers).To(BeEmpty(), "Retain needs no finalizer")
 	e.waitCondition("dev1", iotv1alpha1.ConditionConverged, metav1.ConditionFalse, iotv1alpha1.ReasonAwaitingDevice)
 
 	dev, err := device.Dial(e.ctx, device.Config{ConnectionString: deviceCS, RootCAs: e.hub.CAPool, IgnoreDesired: true})
@@ -241,7 +241,10 @@ func TestDeviceTwinDeletionPolicies(t *testing.T) {
 			dt := e.newDT("dev1", `{"owner":"ops"}`, `{"power_level":1}`)
 			dt.Spec.DeletionPolicy = tc.policy
 			e.g.Expect(k8sClient.Create(e.ctx, dt)).To(Succeed())
-			e.waitCondition("dev1", iotv1alpha1.ConditionSynced, metav1.ConditionTrue, "")
+			got := e.waitCondition("dev1", iotv1alpha1.ConditionSynced, metav1.ConditionTrue, "")
+			if tc.policy != iotv1alpha1.DeletionPolicyRetain {
+				e.g.Expect(got.Finalizers).To(ContainElement(DeviceTwinFinalizer))
+			}
 			tw := e.hubTwin("dev1")
 			_, err := e.other.UpdateTwin(e.ctx, "dev1", map[string]any{"tags": map[string]any{"site": "b7"}}, tw.ETag)
 			e.g.Expect(err).NotTo(HaveOccurred())

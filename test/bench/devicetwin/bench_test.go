@@ -1,0 +1,428 @@
+// Package devicetwin benchmarks the DeviceTwin controller at scale: N
+// DeviceTwins applied at once against a real kube-apiserver and etcd
+// (envtest) and the embedded hub, with the apiserver's own ceiling measured
+// in the same run.
+//
+// It is not part of `make test` (there are only benchmarks here). Run it
+// with:
+//
+//	KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./test/bench/devicetwin/ \
+//	    -run '^$' -bench . -benchtime 1x -timeout 30m -devicetwin.n 1000,10000
+//
+// Each size runs once whatever b.N is (a run takes minutes); the numbers are
+// reported as custom benchmark metrics:
+//
+//	sync_s             time from the first create until every object is Synced
+//	objs/s             objects synced per second
+//	ceiling_objs/s     plain status patches per second against the same
+//	                   apiserver, same concurrency (the ceiling)
+//	ratio              objs/s divided by ceiling_objs/s
+//	api_writes/obj     apiserver writes by the controller per object
+//	hub_calls/obj      hub REST requests per object
+//	rss_MiB, heap_MiB  resident set and Go heap in use of this process after
+//	                   convergence; the process holds the manager AND the
+//	                   embedded hub, so the manager alone is below this
+//	resync_hub_writes, resync_api_writes
+//	                   writes caused by reconciling every converged object once
+//	                   more and by two polls of the hub watcher: want 0
+package devicetwin
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	iotv1alpha1 "github.com/twinsync/twinsync/api/v1alpha1"
+	"github.com/twinsync/twinsync/controllers"
+	"github.com/twinsync/twinsync/pkg/hub/hubtest"
+	"github.com/twinsync/twinsync/pkg/iothub"
+)
+
+var (
+	sizes       = flag.String("devicetwin.n", "1000,10000", "comma-separated numbers of DeviceTwins")
+	concurrency = flag.Int("devicetwin.workers", 8, "reconcile workers, and the concurrency of the ceiling's status patches")
+	pollEvery   = flag.Duration("devicetwin.poll", 2*time.Second, "hub watcher poll interval")
+)
+
+func BenchmarkDeviceTwinApply(b *testing.B) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		b.Skip("KUBEBUILDER_ASSETS is not set (KUBEBUILDER_ASSETS=$(hack/envtest.sh))")
+	}
+	cfg := startControlPlane(b)
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			b.Fatalf("bad -devicetwin.n %q", s)
+		}
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) { runSize(b, cfg, n) })
+	}
+}
+
+// startControlPlane starts etcd and kube-apiserver for the whole run.
+func startControlPlane(b *testing.B) *rest.Config {
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	logf.SetLogger(logr.Discard())
+	cfg, err := env.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = env.Stop() })
+	if err := iotv1alpha1.AddToScheme(clientgoscheme.Scheme); err != nil {
+		b.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = -1, 0 // no client-side throttling: measure the apiserver
+	return cfg
+}
+
+// runSize measures one N.
+func runSize(b *testing.B, cfg *rest.Config, n int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := client.New(cfg, client.Options{Scheme: clientgoscheme.Scheme})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := hubtest.Start(b, hubtest.InMemory())
+	for i := range n {
+		if _, err := h.RegisterDevice(deviceID(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	ceiling := measureCeiling(ctx, b, c, n)
+
+	ns := namespace(ctx, b, c, "bench")
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hub"}, Data: map[string][]byte{
+		"connectionString": []byte(h.ServiceConnectionString), "ca.crt": h.CACertPEM(),
+	}}
+	must(b, c.Create(ctx, secret))
+
+	apiWrites := &atomic.Int64{}
+	rec := startManager(ctx, b, cfg, ns, apiWrites)
+	hubBefore := hubCalls(b)
+
+	start := time.Now()
+	forEach(n, *concurrency, func(i int) {
+		dt := &iotv1alpha1.DeviceTwin{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: deviceID(i)},
+			Spec: iotv1alpha1.DeviceTwinSpec{
+				HubSecretRef: &iotv1alpha1.HubSecretReference{Name: "hub", CAKey: "ca.crt"},
+				Tags:         jsonOf(fmt.Sprintf(`{"location":{"plant":"Redmond43","line":%d}}`, i%7)),
+				Desired:      jsonOf(`{"power_level":1,"mode":"eco"}`),
+			},
+		}
+		check(b, c.Create(ctx, dt))
+	})
+	waitAllSynced(ctx, b, c, ns, n)
+	elapsed := time.Since(start)
+
+	rate := float64(n) / elapsed.Seconds()
+	b.ReportMetric(elapsed.Seconds(), "sync_s")
+	b.ReportMetric(rate, "objs/s")
+	b.ReportMetric(ceiling, "ceiling_objs/s")
+	b.ReportMetric(rate/ceiling, "ratio")
+	b.ReportMetric(float64(apiWrites.Load())/float64(n), "api_writes/obj")
+	b.ReportMetric((hubCalls(b)-hubBefore)/float64(n), "hub_calls/obj")
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap_MiB")
+	b.ReportMetric(rssMiB(), "rss_MiB")
+	if testing.Verbose() {
+		logHistograms(b)
+	}
+
+	// Resync: every object reconciled once more, and two watcher polls.
+	writesBefore, hubWritesBefore := apiWrites.Load(), hubWrites(b)
+	forEach(n, *concurrency, func(i int) {
+		if _, err := rec.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: deviceID(i)}}); err != nil {
+			b.Error(err)
+		}
+	})
+	waitPolls(b, 2)
+	b.ReportMetric(hubWrites(b)-hubWritesBefore, "resync_hub_writes")
+	b.ReportMetric(float64(apiWrites.Load()-writesBefore), "resync_api_writes")
+
+	cancel()
+	cleanup(b, c, ns)
+}
+
+// measureCeiling creates n DeviceTwins that no controller watches and times
+// n plain status patches against them, at the controller's concurrency.
+func measureCeiling(ctx context.Context, b *testing.B, c client.Client, n int) float64 {
+	ns := namespace(ctx, b, c, "ceiling")
+	forEach(n, *concurrency, func(i int) {
+		check(b, c.Create(ctx, &iotv1alpha1.DeviceTwin{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: deviceID(i)}}))
+	})
+	start := time.Now()
+	forEach(n, *concurrency, func(i int) {
+		dt := &iotv1alpha1.DeviceTwin{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: deviceID(i)}}
+		base := dt.DeepCopy()
+		dt.Status.ETag = "AAAAAAAAAAI="
+		dt.Status.Version = 3
+		meta.SetStatusCondition(&dt.Status.Conditions, metav1.Condition{Type: "Synced", Status: metav1.ConditionTrue, Reason: "Succeeded", Message: "ceiling"})
+		check(b, c.Status().Patch(ctx, dt, client.MergeFrom(base)))
+	})
+	rate := float64(n) / time.Since(start).Seconds()
+	cleanup(b, c, ns)
+	return rate
+}
+
+// startManager runs the DeviceTwin controller on its own manager, caching
+// only the benchmark namespace, and counts its apiserver writes.
+func startManager(ctx context.Context, b *testing.B, cfg *rest.Config, ns string, writes *atomic.Int64) *controllers.DeviceTwinReconciler {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 clientgoscheme.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	must(b, err)
+	rec := &controllers.DeviceTwinReconciler{
+		Client:                  &countingClient{Client: mgr.GetClient(), writes: writes},
+		Scheme:                  mgr.GetScheme(),
+		Hubs:                    &controllers.Hubs{Reader: mgr.GetClient(), Options: []iothub.Option{iothub.WithLimits(iothub.NoLimits)}},
+		WatchInterval:           *pollEvery,
+		MaxConcurrentReconciles: *concurrency,
+	}
+	must(b, rec.SetupWithManager(mgr))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			b.Error(err)
+		}
+	}()
+	b.Cleanup(func() { <-done })
+	return rec
+}
+
+// waitAllSynced polls until n objects have Synced=True for their generation.
+func waitAllSynced(ctx context.Context, b *testing.B, c client.Client, ns string, n int) {
+	deadline := time.Now().Add(20 * time.Minute)
+	for {
+		var list iotv1alpha1.DeviceTwinList
+		must(b, c.List(ctx, &list, client.InNamespace(ns)))
+		synced := 0
+		for i := range list.Items {
+			cond := meta.FindStatusCondition(list.Items[i].Status.Conditions, iotv1alpha1.ConditionSynced)
+			if cond != nil && cond.Status == metav1.ConditionTrue && cond.ObservedGeneration == list.Items[i].Generation {
+				synced++
+			}
+		}
+		if synced == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d synced after 20 minutes", synced, n)
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval of the measurement, not synchronisation
+	}
+}
+
+// waitPolls waits until the watcher's page counter moved over count full
+// poll intervals.
+func waitPolls(b *testing.B, count int) {
+	for range count {
+		before := counter(b, "twinsync_devicetwin_watcher_query_pages_total", nil)
+		deadline := time.Now().Add(5 * time.Minute)
+		for counter(b, "twinsync_devicetwin_watcher_query_pages_total", nil) == before {
+			if time.Now().After(deadline) {
+				b.Fatal("the hub watcher did not poll")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	time.Sleep(*pollEvery) // let the last poll's pages finish
+}
+
+// hubCalls is the number of hub REST requests so far.
+func hubCalls(b *testing.B) float64 {
+	return counter(b, "twinsync_iothub_requests_total", nil)
+}
+
+// hubWrites counts twin PATCH/PUT and registry writes so far.
+func hubWrites(b *testing.B) float64 {
+	return counter(b, "twinsync_iothub_requests_total", func(labels map[string]string) bool {
+		op := labels["operation"]
+		return strings.HasPrefix(op, "Update") || strings.HasPrefix(op, "Replace") ||
+			strings.HasPrefix(op, "Create") || strings.HasPrefix(op, "Delete")
+	})
+}
+
+// counter sums a counter family of controller-runtime's registry.
+func counter(b *testing.B, name string, keep func(map[string]string) bool) float64 {
+	families, err := metrics.Registry.Gather()
+	must(b, err)
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if keep == nil || keep(labels) {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
+
+// countingClient counts the writes a client sends to the apiserver.
+type countingClient struct {
+	client.Client
+	writes *atomic.Int64
+}
+
+func (c *countingClient) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	c.writes.Add(1)
+	return c.Client.Create(ctx, obj, opts...)
+}
+
+func (c *countingClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	c.writes.Add(1)
+	return c.Client.Update(ctx, obj, opts...)
+}
+
+func (c *countingClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	c.writes.Add(1)
+	return c.Client.Patch(ctx, obj, patch, opts...)
+}
+
+func (c *countingClient) Status() client.SubResourceWriter {
+	return &countingStatus{SubResourceWriter: c.Client.Status(), writes: c.writes}
+}
+
+type countingStatus struct {
+	client.SubResourceWriter
+	writes *atomic.Int64
+}
+
+func (w *countingStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	w.writes.Add(1)
+	return w.SubResourceWriter.Patch(ctx, obj, patch, opts...)
+}
+
+func (w *countingStatus) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	w.writes.Add(1)
+	return w.SubResourceWriter.Update(ctx, obj, opts...)
+}
+
+func namespace(ctx context.Context, b *testing.B, c client.Client, prefix string) string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	must(b, c.Create(ctx, ns))
+	return ns.Name
+}
+
+// cleanup deletes the namespace's DeviceTwins without waiting (envtest has
+// no namespace controller; finalizers keep the objects, which is harmless).
+func cleanup(b *testing.B, c client.Client, ns string) {
+	_ = c.DeleteAllOf(context.Background(), &iotv1alpha1.DeviceTwin{}, client.InNamespace(ns))
+}
+
+// forEach runs f(0..n-1) on workers goroutines.
+func forEach(n, workers int, f func(i int)) {
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func deviceID(i int) string { return fmt.Sprintf("bench-%05d", i) }
+
+func jsonOf(s string) *apiextensionsv1.JSON { return &apiextensionsv1.JSON{Raw: []byte(s)} }
+
+// check reports an error from a worker goroutine (b.Fatal may not be called
+// there).
+func check(b *testing.B, err error) {
+	if err != nil {
+		b.Error(err)
+	}
+}
+
+func must(b *testing.B, err error) {
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// rssMiB reads this process's resident set size from /proc.
+func rssMiB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+// logHistograms logs the mean of the histograms that explain a run: reconcile
+// time, hub request latency by operation, apiserver request latency by verb.
+func logHistograms(b *testing.B) {
+	families, err := metrics.Registry.Gather()
+	must(b, err)
+	for _, f := range families {
+		switch f.GetName() {
+		case "controller_runtime_reconcile_time_seconds", "twinsync_iothub_request_duration_seconds",
+			"rest_client_request_duration_seconds", "workqueue_queue_duration_seconds":
+		default:
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			h := m.GetHistogram()
+			if h.GetSampleCount() == 0 {
+				continue
+			}
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			b.Logf("%s{%s} n=%d mean=%.1fms", f.GetName(), strings.Join(labels, ","), h.GetSampleCount(), 1000*h.GetSampleSum()/float64(h.GetSampleCount()))
+		}
+	}
+}
