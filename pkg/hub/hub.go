@@ -308,6 +308,28 @@ func (h *Hub) RegisterDevice(deviceID string) (Device, error) {
 	return rec.Device, nil
 }
 
+// RegisterModule creates a module identity with generated keys on a
+// registered device, as PUT /devices/{id}/modules/{mid} does.
+func (h *Hub) RegisterModule(deviceID, moduleID string) (Device, error) {
+	if err := validateID("module", moduleID); err != nil {
+		return Device{}, err
+	}
+	if h.store.get(deviceID) == nil {
+		return Device{}, errDeviceNotFound(deviceID)
+	}
+	key := query.Key(deviceID, moduleID)
+	rec, err := h.store.update(key, func(cur *identity) (*identity, error) {
+		if cur != nil {
+			return nil, errModuleExists(deviceID, moduleID)
+		}
+		return h.newIdentity(Device{DeviceID: deviceID, ModuleID: moduleID}, h.now())
+	})
+	if err != nil {
+		return Device{}, err
+	}
+	return rec.Device, nil
+}
+
 // TelemetryCount returns how many telemetry messages the hub accepted from
 // an identity since it started.
 func (h *Hub) TelemetryCount(deviceID, moduleID string) int64 {

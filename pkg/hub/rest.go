@@ -57,6 +57,15 @@ func (h *Hub) routes() http.Handler {
 
 	mux.HandleFunc("GET "+webSocketPath, h.mqtt.serveWebSocket)
 
+	// Known paths with an unsupported method get IoT Hub's error shape
+	// instead of the mux's plain-text 405.
+	for _, path := range []string{"/devices", "/devices/{id}", "/devices/{id}/modules", "/devices/{id}/modules/{mid}",
+		"/twins/{id}", "/twins/{id}/modules/{mid}", "/statistics/devices", "/statistics/service"} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, &hubError{http.StatusMethodNotAllowed, "MethodNotAllowed", 405000, "The method " + r.Method + " is not allowed on " + r.URL.Path + "."})
+		})
+	}
+
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { writeError(w, errNotFoundRoute()) })
 	return mux
 }

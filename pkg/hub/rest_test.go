@@ -64,6 +64,7 @@ func TestRegistryRoutes(t *testing.T) {
 		{"statistics", "GET", "/statistics/devices", nil, nil, 200, ""},
 		{"service statistics", "GET", "/statistics/service", nil, nil, 200, ""},
 		{"unknown route", "GET", "/nothing/here", nil, nil, 404, "IotHubNotFound"},
+		{"unsupported method", "PATCH", "/devices/dev-1", map[string]any{}, nil, 405, "MethodNotAllowed"},
 		{"module on unknown device", "PUT", "/devices/nope/modules/m1", map[string]any{}, nil, 404, "DeviceNotFound"},
 		{"create module", "PUT", "/devices/dev-1/modules/mod-1", map[string]any{"moduleId": "mod-1"}, nil, 200, ""},
 		{"create module again", "PUT", "/devices/dev-1/modules/mod-1", map[string]any{"moduleId": "mod-1"}, nil, 409, "ModuleAlreadyExistsOnDevice"},

@@ -157,6 +157,20 @@ func (h *Hub) DeviceConnectionString(t testing.TB, deviceID string) string {
 	return cs + ";GatewayHostName=" + h.MQTTAddr
 }
 
+// AddModule registers a module on a registered device and returns its
+// connection string (with ModuleId and GatewayHostName).
+func (h *Hub) AddModule(t testing.TB, deviceID, moduleID string) string {
+	t.Helper()
+	if _, err := h.RegisterModule(deviceID, moduleID); err != nil {
+		t.Fatalf("hubtest: register module %q on %q: %v", moduleID, deviceID, err)
+	}
+	cs, err := h.Hub.DeviceConnectionString(deviceID, moduleID)
+	if err != nil {
+		t.Fatalf("hubtest: %v", err)
+	}
+	return cs + ";GatewayHostName=" + h.MQTTAddr
+}
+
 // TLSConfig returns a client TLS configuration that trusts the hub CA.
 func (h *Hub) TLSConfig() *tls.Config {
 	return &tls.Config{RootCAs: h.CAPool, MinVersion: tls.VersionTLS12}

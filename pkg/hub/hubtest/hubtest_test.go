@@ -29,6 +29,10 @@ func TestStart(t *testing.T) {
 			if err != nil || dev.DeviceID != "dev1" || dev.GatewayHostName != h.MQTTAddr || dev.HostName != h.HTTPSAddr {
 				t.Fatalf("device connection string: %v %+v", err, dev)
 			}
+			mod, err := sas.ParseConnectionString(h.AddModule(t, "dev1", "mod1"))
+			if err != nil || mod.Kind() != sas.KindModule || mod.ModuleID != "mod1" || mod.GatewayHostName != h.MQTTAddr {
+				t.Fatalf("module connection string: %v %+v", err, mod)
+			}
 			pem, err := os.ReadFile(h.CAFile)
 			if err != nil {
 				t.Fatal(err)
