@@ -234,9 +234,14 @@ func (h *mqttHook) Provides(b byte) bool {
 	}, []byte{b})
 }
 
-// OnConnect refuses MQTT 5 (IoT Hub speaks 3.1.1) and applies the
-// new-connection throttle.
+// OnConnect refuses protocol levels other than 4 (IoT Hub speaks MQTT
+// 3.1.1; its MQTT 5 support is a preview with other topics) and applies
+// the new-connection throttle.
 func (h *mqttHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if cl.Properties.ProtocolVersion != 4 {
+		_ = h.e.server.SendConnack(cl, packets.ErrUnsupportedProtocolVersion, false, nil)
+		return packets.ErrUnsupportedProtocolVersion
+	}
 	if !h.e.hub.throttle.allow(classConnect) {
 		_ = h.e.server.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
 		return packets.ErrServerUnavailable

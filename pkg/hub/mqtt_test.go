@@ -77,6 +77,20 @@ func TestMQTTConnectAuthentication(t *testing.T) {
 	}
 }
 
+func TestMQTTRefusesOtherProtocolLevels(t *testing.T) {
+	h := hubtest.Start(t, hubtest.InMemory())
+	opts := deviceOptions(t, h, h.AddDevice(t, "dev1"))
+	opts.SetProtocolVersion(3) // MQTT 3.1
+	cl := paho.NewClient(opts)
+	tok := cl.Connect()
+	if !tok.WaitTimeout(10 * time.Second) {
+		t.Fatal("connect timed out")
+	}
+	if !errors.Is(tok.Error(), packets.ErrorRefusedBadProtocolVersion) {
+		t.Fatalf("MQTT 3.1: %v, want CONNACK 1", tok.Error())
+	}
+}
+
 func TestMQTTTwinTopics(t *testing.T) {
 	h := hubtest.Start(t, hubtest.InMemory())
 	svc := newService(t, h, h.ServiceConnectionString)
