@@ -142,7 +142,7 @@ func (r *TwinQueryReconciler) reconcile(ctx context.Context, tq *iotv1alpha1.Twi
 
 	interval := tqRefreshInterval(tq)
 	r.Scheduler.Register(key, hub.Client.Host(), hub.Client.Limits(), interval)
-	r.setBudgetCondition(tq, key, interval)
+	r.setBudgetCondition(tq, key, interval, false)
 	decision := r.Scheduler.Decide(key, forced)
 	if !decision.Run {
 		if decision.Budget {
@@ -169,7 +169,7 @@ func (r *TwinQueryReconciler) refresh(ctx context.Context, tq *iotv1alpha1.TwinQ
 	res, err := runTwinQuery(ctx, c, tq.Spec.Query, parsed.Star, int64(tqMaxResults(tq)), StatusByteBudget)
 	twinQueryLatency.Observe(r.now().Sub(start).Seconds())
 	next := r.Scheduler.Done(key, start, res.Pages)
-	r.setBudgetCondition(tq, key, interval)
+	r.setBudgetCondition(tq, key, interval, err == nil)
 	if err != nil {
 		log.Info("query refresh failed", "error", err.Error(), "pages", res.Pages)
 		return r.failed(tq, err, next), nil
@@ -188,7 +188,7 @@ func (r *TwinQueryReconciler) refresh(ctx context.Context, tq *iotv1alpha1.TwinQ
 	log.V(1).Info("query refreshed", "result", result, "count", res.Count, "pages", res.Pages, "next", next)
 
 	meta.RemoveStatusCondition(&tq.Status.Conditions, iotv1alpha1.ConditionStalled)
-	msg := fmt.Sprintf("The hub returned %d rows", res.Count)
+	msg := fmt.Sprintf("The hub returned %d row(s)", res.Count)
 	if res.Truncated {
 		msg += "; status keeps the first " + fmt.Sprint(len(res.DeviceIDs)+len(res.Rows))
 	}
@@ -250,15 +250,18 @@ func (r *TwinQueryReconciler) stalled(tq *iotv1alpha1.TwinQuery, reason, msg str
 }
 
 // setBudgetCondition says Throttled/BudgetShort while the hub's budget
-// stretches tq's interval; a Throttled condition set by a 429 stays until
-// the next successful refresh replaces it.
-func (r *TwinQueryReconciler) setBudgetCondition(tq *iotv1alpha1.TwinQuery, key types.NamespacedName, interval time.Duration) {
+// stretches tq's interval. A Throttled condition left by a 429 stays until
+// a refresh succeeds (refreshed is true).
+func (r *TwinQueryReconciler) setBudgetCondition(tq *iotv1alpha1.TwinQuery, key types.NamespacedName, interval time.Duration, refreshed bool) {
 	state := r.Scheduler.State(key)
 	if state.Short {
 		r.setCondition(tq, iotv1alpha1.ConditionThrottled, metav1.ConditionTrue, iotv1alpha1.ReasonBudgetShort, state.Message(interval))
 		return
 	}
-	meta.RemoveStatusCondition(&tq.Status.Conditions, iotv1alpha1.ConditionThrottled)
+	c := meta.FindStatusCondition(tq.Status.Conditions, iotv1alpha1.ConditionThrottled)
+	if c != nil && (refreshed || c.Reason == iotv1alpha1.ReasonBudgetShort) {
+		meta.RemoveStatusCondition(&tq.Status.Conditions, iotv1alpha1.ConditionThrottled)
+	}
 }
 
 // setReady sets Ready and emits an event when its status or reason moves.

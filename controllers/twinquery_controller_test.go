@@ -190,10 +190,14 @@ func TestTwinQueryBudgetShort(t *testing.T) {
 		env.create(n, "SELECT * FROM devices")
 	}
 	for _, n := range names {
-		tq := env.waitFor(n, tqCondition(iotv1alpha1.ConditionThrottled, metav1.ConditionTrue, iotv1alpha1.ReasonBudgetShort))
-		if msg := meta.FindStatusCondition(tq.Status.Conditions, iotv1alpha1.ConditionThrottled).Message; !strings.Contains(msg, "3 TwinQueries") {
-			t.Errorf("%s: Throttled message %q does not explain the budget", n, msg)
-		}
+		// Once all three are registered, each says how the budget is shared.
+		env.waitFor(n, tqAll(tqCondition(iotv1alpha1.ConditionThrottled, metav1.ConditionTrue, iotv1alpha1.ReasonBudgetShort),
+			func(tq *iotv1alpha1.TwinQuery) error {
+				if msg := meta.FindStatusCondition(tq.Status.Conditions, iotv1alpha1.ConditionThrottled).Message; !strings.Contains(msg, "3 TwinQueries") {
+					return fmt.Errorf("Throttled message %q does not explain the budget of three queries", msg)
+				}
+				return nil
+			}))
 	}
 	for _, n := range names[1:] {
 		if err := k8sClient.Delete(env.ctx, env.get(n)); err != nil {

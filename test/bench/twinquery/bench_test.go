@@ -27,6 +27,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,6 +69,28 @@ type queryCounter struct {
 	perQuery  map[int]int
 	total     int
 	throttled int
+
+	statusWrites atomic.Int64
+}
+
+// writeCounter counts the controller's status patches.
+type writeCounter struct {
+	client.Client
+	writes *atomic.Int64
+}
+
+func (c *writeCounter) Status() client.SubResourceWriter {
+	return &statusWriteCounter{SubResourceWriter: c.Client.Status(), writes: c.writes}
+}
+
+type statusWriteCounter struct {
+	client.SubResourceWriter
+	writes *atomic.Int64
+}
+
+func (s *statusWriteCounter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	s.writes.Add(1)
+	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
 }
 
 var queryIndex = regexp.MustCompile(`tags\.n = (\d+)`)
@@ -177,8 +200,9 @@ func BenchmarkTwinQueryBudget(b *testing.B) {
 	b.ReportMetric(float64(minQ), "min-refreshes/query")
 	b.ReportMetric(float64(maxQ), "max-refreshes/query")
 	b.ReportMetric(float64(budgetShort), "budget-short-objects")
-	b.Logf("scale %d: %v real = %d S1 minutes; %d queries every %v (S1 %v); %d refreshes, allowed %.0f (TwinQuery share), tier %.0f; per query %d..%d; 429s %d; BudgetShort on %d objects",
-		k, elapsed.Round(time.Second), *s1Minutes, *numQueries, interval, s1Interval, total, allowed, tier, minQ, maxQ, throttled, budgetShort)
+	b.ReportMetric(float64(counter.statusWrites.Load()), "status-writes")
+	b.Logf("scale %d: %v real = %d S1 minutes; %d queries every %v (S1 %v); %d refreshes, allowed %.0f (TwinQuery share), tier %.0f; per query %d..%d; 429s %d; BudgetShort on %d objects; %d status writes",
+		k, elapsed.Round(time.Second), *s1Minutes, *numQueries, interval, s1Interval, total, allowed, tier, minQ, maxQ, throttled, budgetShort, counter.statusWrites.Load())
 	if throttled > 5 {
 		b.Errorf("the hub answered 429 %d times", throttled)
 	}
@@ -234,7 +258,7 @@ func startControlPlaneAndHub(b *testing.B, ctx context.Context, k int) (client.C
 		b.Fatal(err)
 	}
 	r := &controllers.TwinQueryReconciler{
-		Client: mgr.GetClient(),
+		Client: &writeCounter{Client: mgr.GetClient(), writes: &counter.statusWrites},
 		Scheme: scheme,
 		Hubs: &controllers.Hubs{Reader: mgr.GetClient(), Options: []iothub.Option{
 			iothub.WithHTTPClient(&http.Client{Transport: counter, Timeout: 30 * time.Second}),
