@@ -180,3 +180,26 @@ func TestProcessOutput(t *testing.T) {
 		t.Errorf("log %q (%v)", logged, err)
 	}
 }
+
+// TestWaitProcessFailsFastOnExit checks that a child dying during start is
+// reported at once, with its last words, rather than after the timeout.
+func TestWaitProcessFailsFastOnExit(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	p, err := startProcess("crasher", filepath.Join(t.TempDir(), "log"), nil, nil, sh, "-c", "echo panic: boom; exit 2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = (&Stack{}).waitProcess(context.Background(), p, "it to listen", func(context.Context) (bool, string) {
+		return false, "not listening"
+	})
+	if err == nil || !strings.Contains(err.Error(), "panic: boom") || !strings.Contains(err.Error(), "exit status 2") {
+		t.Fatalf("err = %v, want the exit status and the log's end", err)
+	}
+	if time.Since(start) > startTimeout/2 {
+		t.Errorf("took %s: waited for the timeout instead of failing at the exit", time.Since(start))
+	}
+}

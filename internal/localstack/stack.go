@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	iotv1alpha1 "github.com/twinsync/twinsync/api/v1alpha1"
 )
@@ -130,6 +132,9 @@ func (s *Stack) step(format string, args ...any) {
 }
 
 func (s *Stack) startControlPlane() error {
+	// envtest logs through controller-runtime's global logger; without one
+	// it prints a warning with a stack trace.
+	ctrllog.SetLogger(logr.Discard())
 	s.step("starting etcd and kube-apiserver (%s)", s.opts.AssetsDir)
 	s.env = &envtest.Environment{
 		CRDDirectoryPaths:     []string{s.opts.CRDDir},
@@ -260,14 +265,20 @@ func (s *Stack) startManager(ctx context.Context) error {
 }
 
 // waitProcess polls check until it succeeds, p exits or startTimeout
-// passes.
+// passes. An exit fails at once, with the end of the process's log.
 func (s *Stack) waitProcess(ctx context.Context, p *Process, what string, check func(context.Context) (bool, string)) error {
-	return Poll(ctx, startTimeout, what, func(ctx context.Context) (bool, string) {
+	var exitErr error
+	err := Poll(ctx, startTimeout, what, func(ctx context.Context) (bool, string) {
 		if exited, err := p.Exited(); exited {
-			return false, fmt.Sprintf("%s exited (%v); see %s", p.Name, err, p.LogPath)
+			exitErr = fmt.Errorf("%s exited (%v) while waiting for %s; the end of %s:\n%s", p.Name, err, what, p.LogPath, p.LogTail(20))
+			return true, ""
 		}
 		return check(ctx)
 	})
+	if exitErr != nil {
+		return exitErr
+	}
+	return err
 }
 
 // Stop stops the device simulators, the manager, the hub and the control

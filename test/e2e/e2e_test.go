@@ -38,9 +38,9 @@ func TestTutorial(t *testing.T) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		t.Skip("KUBEBUILDER_ASSETS is not set; run make test or KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./test/e2e/")
 	}
+	binDir := buildBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	binDir := buildBinaries(t)
 
 	stack, err := localstack.Start(ctx, localstack.Options{
 		BinDir:   binDir,
