@@ -3,8 +3,10 @@ package hub_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -348,5 +350,38 @@ func TestMQTTOverWebSocket(t *testing.T) {
 	tok.WaitTimeout(10 * time.Second)
 	if !errors.Is(tok.Error(), packets.ErrorRefusedNotAuthorised) {
 		t.Fatalf("bad token over websocket: %v", tok.Error())
+	}
+}
+
+func TestDesiredNotificationsInVersionOrder(t *testing.T) {
+	h := hubtest.Start(t, hubtest.InMemory())
+	svc := newService(t, h, h.ServiceConnectionString)
+	d := connectDevice(t, h, h.AddDevice(t, "dev1"))
+	d.subscribe("$iothub/twin/PATCH/properties/desired/#", 0)
+	const writers = 20
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := svc.do("PATCH", "/twins/dev1", fmt.Sprintf(`{"properties":{"desired":{"w%d":1}}}`, i)); r.status != 200 {
+				t.Errorf("patch %d: %d", i, r.status)
+			}
+		}()
+	}
+	wg.Wait()
+	last := 0
+	for range writers {
+		m := d.await("$iothub/twin/PATCH/properties/desired/")
+		var body struct {
+			Version int `json:"$version"`
+		}
+		if err := json.Unmarshal(m.Payload(), &body); err != nil {
+			t.Fatal(err)
+		}
+		if body.Version <= last {
+			t.Fatalf("notification $version %d after %d", body.Version, last)
+		}
+		last = body.Version
 	}
 }

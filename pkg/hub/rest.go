@@ -418,7 +418,9 @@ func (h *Hub) updateTwin(w http.ResponseWriter, r *http.Request) (any, *hubError
 	now := h.now()
 	var herr *hubError
 	var notify *twin.DesiredNotification
-	rec, err := h.store.update(query.Key(id, mid), func(cur *identity) (*identity, error) {
+	// The notification goes out under the twin's lock, so a device gets
+	// the patches of successive writes in $version order.
+	rec, err := h.store.updateThen(query.Key(id, mid), func(cur *identity) (*identity, error) {
 		if cur == nil {
 			herr = notFound(id, mid)
 			return nil, herr
@@ -436,14 +438,13 @@ func (h *Hub) updateTwin(w http.ResponseWriter, r *http.Request) (any, *hubError
 		notify = n
 		next.refresh()
 		return next, nil
-	})
+	}, func(next *identity) { h.mqtt.notifyDesired(next.key(), notify) })
 	if herr != nil {
 		return nil, herr
 	}
 	if err != nil {
 		return nil, errServer("the change could not be stored")
 	}
-	h.mqtt.notifyDesired(rec.key(), notify)
 	return rec.twinJSON(), nil
 }
 

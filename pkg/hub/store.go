@@ -144,6 +144,13 @@ func (s *store) count() int {
 // other update of that key runs, persists the record fn returns (nil
 // deletes) and only then publishes it. If fn fails nothing changes.
 func (s *store) update(key string, fn func(cur *identity) (*identity, error)) (*identity, error) {
+	return s.updateThen(key, fn, nil)
+}
+
+// updateThen is update with a callback that runs after the change is
+// committed and published but before the key's lock is released, so that
+// effects of successive writes (desired notifications) keep their order.
+func (s *store) updateThen(key string, fn func(cur *identity) (*identity, error), then func(next *identity)) (*identity, error) {
 	lock := &s.stripes[maphash.String(s.seed, key)%lockStripes]
 	lock.Lock()
 	defer lock.Unlock()
@@ -168,6 +175,9 @@ func (s *store) update(key string, fn func(cur *identity) (*identity, error)) (*
 	s.mu.Unlock()
 	if s.onChange != nil {
 		s.onChange(cur, next)
+	}
+	if then != nil && next != nil {
+		then(next)
 	}
 	return next, nil
 }
