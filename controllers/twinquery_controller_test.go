@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -119,6 +120,34 @@ func TestTwinQueryMaxResults(t *testing.T) {
 	})
 }
 
+// Module twins are listed as deviceId/moduleId in the hub's order.
+func TestTwinQueryModuleTwins(t *testing.T) {
+	env := startTwinQueryEnv(t, tqOptions{})
+	svc := env.serviceClient()
+	for _, id := range []string{"dev0/edgeAgent", "dev0/sensor", "dev1/sensor"} {
+		dev, mod, _ := strings.Cut(id, "/")
+		if _, err := svc.GetDevice(env.ctx, dev); errors.Is(err, iothub.ErrNotFound) {
+			env.tagDevice(svc, dev, "Redmond43")
+		}
+		if _, err := svc.CreateModule(env.ctx, &iothub.Device{DeviceID: dev, ModuleID: mod}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env.create("modules", "SELECT * FROM devices.modules")
+	env.create("sensors", "SELECT * FROM devices.modules WHERE moduleId = 'sensor'")
+	for name, want := range map[string][]string{
+		"modules": {"dev0/edgeAgent", "dev0/sensor", "dev1/sensor"},
+		"sensors": {"dev0/sensor", "dev1/sensor"},
+	} {
+		env.waitFor(name, func(tq *iotv1alpha1.TwinQuery) error {
+			if !slices.Equal(tq.Status.DeviceIDs, want) || tq.Status.Count != int64(len(want)) {
+				return fmt.Errorf("deviceIds %v count %d, want %v", tq.Status.DeviceIDs, tq.Status.Count, want)
+			}
+			return nil
+		})
+	}
+}
+
 // An invalid query is refused with its position before any hub call; a
 // fixed query then runs.
 func TestTwinQueryInvalidQuery(t *testing.T) {
@@ -185,6 +214,7 @@ func TestTwinQueryHubThrottling(t *testing.T) {
 // Throttled/BudgetShort; they recover when the demand drops.
 func TestTwinQueryBudgetShort(t *testing.T) {
 	env := startTwinQueryEnv(t, tqOptions{limits: iothub.MustTierLimits(iothub.S1, 1)})
+	skipped := testutil.ToFloat64(twinQuerySkipped)
 	names := []string{"a", "b", "c"}
 	for _, n := range names {
 		env.create(n, "SELECT * FROM devices")
@@ -198,6 +228,9 @@ func TestTwinQueryBudgetShort(t *testing.T) {
 				}
 				return nil
 			}))
+	}
+	if got := testutil.ToFloat64(twinQuerySkipped); got <= skipped {
+		t.Errorf("no refresh was postponed for the budget (skipped counter %v)", got)
 	}
 	for _, n := range names[1:] {
 		if err := k8sClient.Delete(env.ctx, env.get(n)); err != nil {
@@ -231,7 +264,11 @@ func TestTwinQueryUnchangedResultsWriteNothing(t *testing.T) {
 	first := env.waitFor("quiet", tqCondition(iotv1alpha1.ConditionReady, metav1.ConditionTrue, iotv1alpha1.ReasonSucceeded))
 
 	writes, queries := env.statusWrites.Load(), env.transport.queries.Load()
+	unchanged := testutil.ToFloat64(twinQueryRefreshes.WithLabelValues(tqRefreshUnchanged))
 	env.waitUntil("three more refreshes", func() bool { return env.transport.queries.Load() >= queries+3 })
+	env.waitUntil("the unchanged refreshes counted", func() bool {
+		return testutil.ToFloat64(twinQueryRefreshes.WithLabelValues(tqRefreshUnchanged)) >= unchanged+3
+	})
 	if got := env.statusWrites.Load(); got != writes {
 		t.Errorf("%d status writes over three unchanged refreshes", got-writes)
 	}
