@@ -70,6 +70,7 @@ type Hub struct {
 
 	httpsListener net.Listener
 	httpServer    *http.Server
+	conns         connTracker
 	wg            sync.WaitGroup
 	closeOnce     sync.Once
 	closeErr      error
@@ -166,6 +167,7 @@ func (h *Hub) start() error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+		ConnState:         h.conns.track,
 	}
 	h.wg.Add(1)
 	go func() {
@@ -207,6 +209,9 @@ func (h *Hub) resetConnectionStates() error {
 // Close stops both endpoints, waits for them and closes the store.
 func (h *Hub) Close() error {
 	h.closeOnce.Do(func() {
+		// Shutdown would wait up to 5 s for connections a client opened but
+		// never used; close those first so that stopping is immediate.
+		h.conns.closeUnused()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		errs := []error{}
@@ -348,4 +353,36 @@ func (h *Hub) Connected(deviceID, moduleID string) bool {
 // without the configured port).
 func (h *Hub) isHubHost(host string) bool {
 	return strings.EqualFold(host, h.cfg.Hostname) || strings.EqualFold(host, hostOnly(h.cfg.Hostname))
+}
+
+// connTracker records the state of HTTPS connections so that Close can drop
+// the ones that never carried a request.
+type connTracker struct {
+	mu    sync.Mutex
+	conns map[net.Conn]http.ConnState
+}
+
+func (c *connTracker) track(conn net.Conn, state http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conns == nil {
+		c.conns = map[net.Conn]http.ConnState{}
+	}
+	switch state {
+	case http.StateClosed, http.StateHijacked:
+		delete(c.conns, conn)
+	default:
+		c.conns[conn] = state
+	}
+}
+
+// closeUnused closes connections that are new (no request yet) or idle.
+func (c *connTracker) closeUnused() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for conn, state := range c.conns {
+		if state == http.StateNew || state == http.StateIdle {
+			_ = conn.Close()
+		}
+	}
 }
