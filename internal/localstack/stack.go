@@ -47,6 +47,10 @@ type Options struct {
 	AssetsDir string
 	// CRDDir holds the CRD manifests (config/crd/bases).
 	CRDDir string
+	// RBACDir, when set, holds config/rbac: the manager then runs as its
+	// ServiceAccount with those roles instead of as cluster admin, which
+	// proves the generated RBAC is enough.
+	RBACDir string
 	// WorkDir receives the kubeconfig, logs and the device's Secret files.
 	// It must exist; the caller removes it.
 	WorkDir string
@@ -112,7 +116,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			s.Stop()
 		}
 	}()
-	if err := s.startControlPlane(); err != nil {
+	if err := s.startControlPlane(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.startHub(ctx); err != nil {
@@ -131,7 +135,7 @@ func (s *Stack) step(format string, args ...any) {
 	fmt.Fprintf(s.opts.Progress, "==> "+format+"\n", args...)
 }
 
-func (s *Stack) startControlPlane() error {
+func (s *Stack) startControlPlane(ctx context.Context) error {
 	// envtest logs through controller-runtime's global logger; without one
 	// it prints a warning with a stack trace.
 	ctrllog.SetLogger(logr.Discard())
@@ -161,6 +165,10 @@ func (s *Stack) startControlPlane() error {
 	}
 	if s.Client, err = client.New(s.RESTConfig, client.Options{Scheme: Scheme()}); err != nil {
 		return err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: SystemNamespace}}
+	if err := s.Client.Create(ctx, ns); err != nil {
+		return fmt.Errorf("create namespace %s: %w", SystemNamespace, err)
 	}
 	s.step("control plane up at %s; CRDs installed: devicetwins, twinqueries (iot.twinsync.io)", s.RESTConfig.Host)
 	return nil
@@ -209,10 +217,6 @@ func (s *Stack) writeHubSecret(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: SystemNamespace}}
-	if err := s.Client.Create(ctx, ns); err != nil {
-		return fmt.Errorf("create namespace %s: %w", SystemNamespace, err)
-	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: SystemNamespace, Name: HubSecretName},
 		Data: map[string][]byte{
@@ -228,6 +232,10 @@ func (s *Stack) writeHubSecret(ctx context.Context) error {
 }
 
 func (s *Stack) startManager(ctx context.Context) error {
+	kubeconfig, err := s.writeManagerKubeconfig(ctx, s.opts.RBACDir)
+	if err != nil {
+		return err
+	}
 	probeAddr, err := freeLoopbackAddr()
 	if err != nil {
 		return err
@@ -242,7 +250,7 @@ func (s *Stack) startManager(ctx context.Context) error {
 		"--hub-tier=S3",
 	}, s.opts.ManagerArgs...)
 	s.Manager, err = startProcess("manager", filepath.Join(s.opts.WorkDir, "manager.log"), nil,
-		[]string{"KUBECONFIG=" + s.Kubeconfig, "POD_NAMESPACE=" + SystemNamespace},
+		[]string{"KUBECONFIG=" + kubeconfig, "POD_NAMESPACE=" + SystemNamespace},
 		filepath.Join(s.opts.BinDir, "manager"), args...)
 	if err != nil {
 		return err
@@ -260,7 +268,11 @@ func (s *Stack) startManager(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.step("manager up (default hub %s/%s; log %s)", SystemNamespace, HubSecretName, s.Manager.LogPath)
+	identity := "cluster admin"
+	if s.opts.RBACDir != "" {
+		identity = "ServiceAccount " + SystemNamespace + "/" + managerServiceAccount + " with the roles of " + s.opts.RBACDir
+	}
+	s.step("manager up as %s (default hub %s/%s; log %s)", identity, SystemNamespace, HubSecretName, s.Manager.LogPath)
 	return nil
 }
 

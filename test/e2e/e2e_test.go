@@ -45,6 +45,7 @@ func TestTutorial(t *testing.T) {
 	stack, err := localstack.Start(ctx, localstack.Options{
 		BinDir:   binDir,
 		CRDDir:   filepath.Join(repoRoot, "config", "crd", "bases"),
+		RBACDir:  filepath.Join(repoRoot, "config", "rbac"),
 		WorkDir:  t.TempDir(),
 		Progress: newTestWriter(t),
 	})

@@ -28,6 +28,7 @@ import (
 // Paths in the repository, relative to its root.
 const (
 	crdDir     = "config/crd/bases"
+	rbacDir    = "config/rbac"
 	samplesDir = "config/samples"
 )
 
@@ -167,6 +168,7 @@ func options(binDir, workDir string) localstack.Options {
 	return localstack.Options{
 		BinDir:   absBin,
 		CRDDir:   crdDir,
+		RBACDir:  rbacDir,
 		WorkDir:  workDir,
 		Progress: os.Stdout,
 	}
