@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -69,5 +70,39 @@ func TestInMemoryWritesNothing(t *testing.T) {
 	}
 	if len(entries) != 0 {
 		t.Fatalf("in-memory hub wrote %d files", len(entries))
+	}
+}
+
+// TestCrashImageStartsDisconnected copies the data directory while a device
+// is connected (what a crash leaves behind) and starts a hub on the copy:
+// nobody is connected there.
+func TestCrashImageStartsDisconnected(t *testing.T) {
+	dir := t.TempDir()
+	h := hubtest.Start(t, hubtest.DataDir(dir))
+	connectDevice(t, h, h.AddDevice(t, "d1"))
+	svc := newService(t, h, h.ServiceConnectionString)
+	if st := svc.do("GET", "/twins/d1", nil).json(t)["connectionState"]; st != "Connected" {
+		t.Fatalf("state before the crash: %v", st)
+	}
+	image := t.TempDir()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(image, e.Name()), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h2 := hubtest.Start(t, hubtest.DataDir(image))
+	svc2 := newService(t, h2, h2.ServiceConnectionString)
+	tw := svc2.do("GET", "/twins/d1", nil).json(t)
+	dev := svc2.do("GET", "/devices/d1", nil).json(t)
+	if tw["connectionState"] != "Disconnected" || dev["connectionState"] != "Disconnected" {
+		t.Fatalf("after restart from the crash image: twin %v, device %v", tw["connectionState"], dev["connectionState"])
 	}
 }

@@ -184,26 +184,39 @@ func (h *Hub) start() error {
 	return nil
 }
 
-// resetConnectionStates marks every identity disconnected: after a restart
-// no device is connected yet.
+// resetConnectionStates marks every identity disconnected: after a crash
+// no device is connected yet. The writes run concurrently so that the
+// group committer batches them instead of one fsync per identity.
 func (h *Hub) resetConnectionStates() error {
 	now := h.now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	sem := make(chan struct{}, commitBatchSize)
 	for _, rec := range h.store.all() {
 		if rec.Device.ConnectionState != stateConnected {
 			continue
 		}
-		_, err := h.store.update(rec.key(), func(cur *identity) (*identity, error) {
-			next := cur.clone()
-			next.Device.ConnectionState = stateDisconnected
-			next.Device.ConnectionStateUpdatedTime = formatTime(now)
-			next.refresh()
-			return next, nil
-		})
-		if err != nil {
-			return err
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(key string) {
+			defer func() { <-sem; wg.Done() }()
+			_, err := h.store.update(key, func(cur *identity) (*identity, error) {
+				next := cur.clone()
+				next.Device.ConnectionState = stateDisconnected
+				next.Device.ConnectionStateUpdatedTime = formatTime(now)
+				next.refresh()
+				return next, nil
+			})
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}(rec.key())
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Close stops both endpoints, waits for them and closes the store.
