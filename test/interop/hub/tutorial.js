@@ -1,6 +1,7 @@
 // Replays Microsoft's "Get started with device twins" tutorial with the
 // official Azure IoT Node SDKs (versions pinned in package-lock.json)
-// against the embedded hub, plus a stale-etag write that must get 412.
+// against the embedded hub, plus a stale-etag write that must get 412 and
+// a twin read over the MQTT-over-WebSocket transport.
 //
 // Environment: SERVICE_CONNECTION_STRING (HostName=localhost;...), and
 // NODE_EXTRA_CA_CERTS pointing at the hub CA. The hub must serve HTTPS on
@@ -11,7 +12,7 @@
 
 const iothub = require('azure-iothub');
 const { Client } = require('azure-iot-device');
-const { Mqtt } = require('azure-iot-device-mqtt');
+const { Mqtt, MqttWs } = require('azure-iot-device-mqtt');
 
 const deviceId = 'myDeviceId';
 const byPlant = "SELECT * FROM devices WHERE tags.location.plant = 'Redmond43'";
@@ -114,6 +115,15 @@ async function main() {
   check(refused && refused.constructor.name === 'InvalidEtagError', 'stale etag refused with InvalidEtagError (412)');
 
   await client.close();
+
+  // 7. The same device over MQTT on WebSocket (wss://<host>:443/$iothub/websocket).
+  const wsClient = Client.fromConnectionString(deviceCS, MqttWs);
+  await withTimeout(wsClient.open(), 30000, 'websocket open');
+  const wsTwin = await withTimeout(wsClient.getTwin(), 30000, 'websocket getTwin');
+  check(wsTwin.properties.reported.connectivity === 'cellular' && wsTwin.properties.desired.power_level === 2,
+    'device twin over MQTT/WebSocket shows the reported and desired values');
+  await wsClient.close();
+
   await registry.delete(deviceId);
   check(true, 'device deleted');
 }
