@@ -69,6 +69,7 @@ type tqScheduled struct {
 	last     time.Time     // start of the last refresh; zero before the first
 	due      time.Time     // when the next periodic refresh is due
 	slot     time.Time     // reserved start of a paced refresh; zero if none
+	reserved int           // pacer tokens taken for the refresh under way
 }
 
 // Decision is the scheduler's answer for one reconcile.
@@ -198,10 +199,12 @@ func (s *QueryScheduler) Decide(key types.NamespacedName, force bool) Decision {
 		budget := !now.Before(q.last.Add(q.interval))
 		return Decision{Wait: wait, Budget: budget}
 	}
-	res := h.pacer.ReserveN(now, min(q.cost, max(1, h.pacer.Burst())))
+	n := min(q.cost, max(1, h.pacer.Burst()))
+	res := h.pacer.ReserveN(now, n)
 	if !res.OK() { // unreachable with the cost capped at the burst; run anyway
 		return Decision{Run: true}
 	}
+	q.reserved = n
 	if wait := res.DelayFrom(now); wait > tqSlotTolerance {
 		q.slot = now.Add(wait)
 		return Decision{Wait: wait, Budget: true}
@@ -223,6 +226,8 @@ func (s *QueryScheduler) Done(key types.NamespacedName, start time.Time, pages i
 	if pages > 0 {
 		q.cost = pages
 	}
+	h.charge(s.now(), pages-q.reserved)
+	q.reserved = 0
 	interval := wait.Jitter(h.interval(q), tqRefreshJitter)
 	q.due = start.Add(interval)
 	return max(0, q.due.Sub(s.now()))
@@ -252,6 +257,14 @@ func (s *QueryScheduler) lookup(key types.NamespacedName) (*tqHubSchedule, *tqSc
 		return nil, nil
 	}
 	return h, h.members[key]
+}
+
+// charge takes n more tokens from the pacer for pages a refresh read
+// beyond its reservation; the debt delays the next reservations.
+func (h *tqHubSchedule) charge(now time.Time, n int) {
+	for burst := max(1, h.pacer.Burst()); n > 0; n -= burst {
+		h.pacer.ReserveN(now, min(n, burst))
+	}
 }
 
 // demand is the queries per second all members ask for.

@@ -3,6 +3,7 @@ package controllers
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +106,28 @@ func TestQuerySchedulerDecide(t *testing.T) {
 	s.Forget(tqKey(1))
 	if d := s.Decide(tqKey(1), false); !d.Run {
 		t.Fatalf("unknown query: %+v", d)
+	}
+}
+
+// Pages a refresh read beyond its reservation are charged to the pacer, so
+// the next refresh on the hub waits for them.
+func TestQuerySchedulerChargesExtraPages(t *testing.T) {
+	clock := &tqClock{t: time.Unix(1e9, 0)}
+	s := &QueryScheduler{Now: clock.now}
+	limits := iothub.MustTierLimits(iothub.S1, 1) // usable 10/min: one token per 6s
+	s.Register(tqKey(0), "hub", limits, time.Hour)
+	s.Register(tqKey(1), "hub", limits, time.Hour)
+	if d := s.Decide(tqKey(0), true); !d.Run {
+		t.Fatalf("first refresh: %+v", d)
+	}
+	s.Done(tqKey(0), clock.now(), 4) // reserved 1, read 4
+	d := s.Decide(tqKey(1), true)
+	if d.Run || !d.Budget || d.Wait < 23*time.Second || d.Wait > 25*time.Second {
+		t.Fatalf("after 3 extra pages the next refresh should wait about 24s: %+v", d)
+	}
+	// Demand counts the pages: 4 + 1 per hour.
+	if got := s.State(tqKey(0)); math.Abs(got.Demand-5.0/60) > 1e-9 {
+		t.Errorf("demand %v queries/min, want 5/60", got.Demand)
 	}
 }
 
