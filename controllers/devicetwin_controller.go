@@ -51,6 +51,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	iotv1alpha1 "github.com/twinsync/twinsync/api/v1alpha1"
+	"github.com/twinsync/twinsync/pkg/iothub"
 	"github.com/twinsync/twinsync/pkg/twin"
 )
 
@@ -215,7 +216,11 @@ func (r *DeviceTwinReconciler) reconcileNormal(ctx context.Context, dt *iotv1alp
 		return result, err
 	}
 	if err := r.ensureDeviceSecret(ctx, dt, hub); err != nil {
-		return r.hubFailed(dt, err)
+		var hubErr *iothub.Error
+		if errors.As(err, &hubErr) || isTerminal(err) {
+			return r.hubFailed(dt, err)
+		}
+		return ctrl.Result{}, err // an apiserver error: retried with backoff
 	}
 	current, err = r.apply(ctx, dt, hub, current)
 	if current != nil {
@@ -244,6 +249,9 @@ func (r *DeviceTwinReconciler) setup(mgr ctrl.Manager, opts controller.Options) 
 	}
 	if r.conditionStates == nil {
 		r.conditionStates = newConditionStates()
+	}
+	if r.WatchQueryShare < 0 || r.WatchQueryShare > 1 {
+		return fmt.Errorf("the watcher's query share must be in (0, 1], got %v", r.WatchQueryShare)
 	}
 	if opts.MaxConcurrentReconciles == 0 {
 		opts.MaxConcurrentReconciles = max(1, r.MaxConcurrentReconciles)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	iotv1alpha1 "github.com/twinsync/twinsync/api/v1alpha1"
 	"github.com/twinsync/twinsync/pkg/device"
+	"github.com/twinsync/twinsync/pkg/hub"
 	"github.com/twinsync/twinsync/pkg/iothub"
 	"github.com/twinsync/twinsync/pkg/twin"
 )
@@ -328,4 +330,48 @@ func TestDeviceTwinExclusiveOwnership(t *testing.T) {
 	dt.Spec.Ownership = iotv1alpha1.OwnershipExclusive
 	e.g.Expect(k8sClient.Create(e.ctx, dt)).To(Succeed())
 	e.eventuallyHub("dev1", func(g Gomega, tw *twin.Twin) { g.Expect(canonical(tw.Tags)).To(Equal(`{"owner":"ops"}`)) })
+}
+
+// A hub that is down gives HubUnreachable; when it comes back on the same
+// address the controller's backoff retries and the twin is applied.
+func TestDeviceTwinHubDownThenUp(t *testing.T) {
+	e := newDTEnv(t)
+	httpsAddr, mqttAddr := freeAddr(t), freeAddr(t)
+	hubCfg := hub.Config{Hostname: httpsAddr, HTTPSAddr: httpsAddr, MQTTAddr: mqttAddr, DataDir: t.TempDir()}
+	first, err := hub.New(hubCfg)
+	e.g.Expect(err).NotTo(HaveOccurred())
+	_, err = first.RegisterDevice("dev1")
+	e.g.Expect(err).NotTo(HaveOccurred())
+	cs, err := first.ServiceConnectionString("iothubowner")
+	e.g.Expect(err).NotTo(HaveOccurred())
+	ca := first.CACertPEM()
+	e.g.Expect(first.Close()).To(Succeed())
+
+	e.putHubSecret("flaky", cs, ca)
+	dt := e.newDT("dev1", `{"owner":"ops"}`, "")
+	dt.Spec.HubSecretRef = hubRef("flaky")
+	e.g.Expect(k8sClient.Create(e.ctx, dt)).To(Succeed())
+	got := e.waitCondition("dev1", iotv1alpha1.ConditionReady, metav1.ConditionFalse, iotv1alpha1.ReasonHubUnreachable)
+	e.g.Expect(condOf(got, iotv1alpha1.ConditionReady).Message).NotTo(ContainSubstring("SharedAccessKey"))
+
+	second, err := hub.New(hubCfg)
+	e.g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = second.Close() })
+	e.waitCondition("dev1", iotv1alpha1.ConditionSynced, metav1.ConditionTrue, iotv1alpha1.ReasonSucceeded)
+	c, err := iothub.NewFromConnectionString(cs, iothub.WithRootCAs(second.CACertPool()), iothub.WithLimits(iothub.NoLimits))
+	e.g.Expect(err).NotTo(HaveOccurred())
+	tw, err := c.GetTwin(e.ctx, "dev1")
+	e.g.Expect(err).NotTo(HaveOccurred())
+	e.g.Expect(canonical(tw.Tags)).To(Equal(`{"owner":"ops"}`))
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
