@@ -20,6 +20,10 @@
 //     127.0.0.1 ports. The hub's name is 127.0.0.1:<https port>, so its
 //     connection strings work without DNS or port 443.
 //   - The hub runs in memory: a demo needs no state after it ends.
+//   - The manager runs as its ServiceAccount, bound by the roles in
+//     config/rbac (role.yaml is generated from the controllers' RBAC
+//     markers), not as cluster admin: a permission the markers miss fails
+//     the demo and the e2e test, not a cluster install.
 //   - The manager finds the hub through the default hub Secret
 //     (twinsync-system/twinsync-hub-connection, keys connectionString and
 //     ca.crt), the same Secret config/hub creates in a cluster.

@@ -148,6 +148,16 @@ func TestTutorial(t *testing.T) {
 			t.Errorf("hub reported connectivity = %v, want cellular", c)
 		}
 	})
+	t.Run("RBAC from markers suffices", func(t *testing.T) {
+		// The manager runs as its ServiceAccount with config/rbac's roles.
+		log, err := os.ReadFile(stack.Manager.LogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(log), "forbidden") {
+			t.Errorf("the manager was refused a request; its RBAC markers miss a permission:\n%s", tail(stack.Manager.LogPath))
+		}
+	})
 	t.Run("kubectl get table", func(t *testing.T) {
 		var out strings.Builder
 		if err := stack.PrintTables(ctx, &out, namespace, "devicetwins", "twinqueries"); err != nil {
