@@ -71,8 +71,10 @@
 // class of spec §7.2 (registry, connections, D2C, queries, twin reads, twin
 // updates) has a token bucket holding one second's worth of operations
 // (one minute's for per-minute limits). An empty bucket answers 429
-// ThrottlingException on REST, status 429 with errorCode 429001 on MQTT
-// twin topics and CONNACK 3 on connect. IoT Hub queues a burst before it
+// ThrottlingException on REST (with Retry-After: the seconds until the
+// bucket has a token again; whether IoT Hub sends one is unverified),
+// status 429 with errorCode 429001 on MQTT twin topics and CONNACK 3 on
+// connect. IoT Hub queues a burst before it
 // answers 429; the hub answers at once, which makes client backoff
 // testable without waiting.
 package hub

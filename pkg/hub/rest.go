@@ -82,6 +82,9 @@ func (h *Hub) api(class opClass, perms []Permission, fn apiHandler) http.Handler
 			return
 		}
 		if !h.throttle.allow(class) {
+			// IoT Hub's own Retry-After is unverified; the hub sends one so
+			// that clients' handling of it can be tested.
+			w.Header().Set("Retry-After", strconv.Itoa(h.throttle.retryAfter(class)))
 			writeError(w, errThrottled())
 			return
 		}

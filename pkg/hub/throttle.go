@@ -2,6 +2,7 @@ package hub
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"golang.org/x/time/rate"
@@ -103,4 +104,16 @@ func newThrottler(cfg Throttling) (*throttler, error) {
 // allow reports whether one operation of class c may run now.
 func (t *throttler) allow(c opClass) bool {
 	return t == nil || t.limiters[c].Allow()
+}
+
+// retryAfter returns how long until class c has a token again, rounded up
+// to whole seconds (the unit of Retry-After) and at least one.
+func (t *throttler) retryAfter(c opClass) int {
+	if t == nil {
+		return 1
+	}
+	r := t.limiters[c].Reserve()
+	delay := r.Delay()
+	r.Cancel()
+	return max(1, int(math.Ceil(delay.Seconds())))
 }

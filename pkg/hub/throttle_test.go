@@ -24,6 +24,10 @@ func TestThrottlingS1(t *testing.T) {
 		if r.status != 429 || r.errorCode(t) != "ThrottlingException" {
 			t.Fatalf("21st query: %d %s", r.status, r.body)
 		}
+		// 20 per minute: the next token is about 3 s away.
+		if ra := r.header.Get("Retry-After"); ra != "3" && ra != "2" {
+			t.Fatalf("Retry-After %q, want about 3 seconds", ra)
+		}
 	})
 
 	t.Run("registry: 100 per minute", func(t *testing.T) {
