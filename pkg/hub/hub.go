@@ -52,6 +52,9 @@ type Config struct {
 	// Hostname that carries one. The hub closes them.
 	HTTPSListener net.Listener
 	MQTTListener  net.Listener
+	// ObserveRequest, if set, is called with every REST request before it
+	// is served (signature redacted), e.g. to compare clients' wire forms.
+	ObserveRequest func(Request)
 }
 
 // Hub is a running embedded IoT Hub: HTTPS REST API, MQTT device endpoint
@@ -161,8 +164,12 @@ func (h *Hub) start() error {
 		}
 	}
 	h.httpsListener = ln
+	handler := h.routes()
+	if h.cfg.ObserveRequest != nil {
+		handler = observe(handler, h.cfg.ObserveRequest)
+	}
 	h.httpServer = &http.Server{
-		Handler:           h.routes(),
+		Handler:           handler,
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,

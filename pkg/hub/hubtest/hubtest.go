@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,10 +42,45 @@ type Hub struct {
 	MQTTAddr  string
 	// DataDir is the hub's data directory ("" with InMemory).
 	DataDir string
+
+	recorder *recorder
+}
+
+// recorder collects requests for RecordRequests.
+type recorder struct {
+	mu       sync.Mutex
+	requests []hub.Request
+}
+
+func (r *recorder) add(req hub.Request) {
+	r.mu.Lock()
+	r.requests = append(r.requests, req)
+	r.mu.Unlock()
+}
+
+// Requests returns the REST requests received so far (with
+// RecordRequests; nil otherwise), oldest first.
+func (h *Hub) Requests() []hub.Request {
+	if h.recorder == nil {
+		return nil
+	}
+	h.recorder.mu.Lock()
+	defer h.recorder.mu.Unlock()
+	return append([]hub.Request(nil), h.recorder.requests...)
+}
+
+// ResetRequests forgets the recorded requests.
+func (h *Hub) ResetRequests() {
+	if h.recorder != nil {
+		h.recorder.mu.Lock()
+		h.recorder.requests = nil
+		h.recorder.mu.Unlock()
+	}
 }
 
 type options struct {
-	cfg hub.Config
+	cfg    hub.Config
+	record bool
 }
 
 // Option changes how Start configures the hub.
@@ -63,6 +99,10 @@ func DataDir(dir string) Option { return func(o *options) { o.cfg.DataDir = dir 
 func Throttled(tier string, units int) Option {
 	return func(o *options) { o.cfg.Throttling = hub.Throttling{Tier: tier, Units: units} }
 }
+
+// RecordRequests keeps every REST request the hub receives (signatures
+// redacted); read them with Requests.
+func RecordRequests() Option { return func(o *options) { o.record = true } }
 
 // Logger sends the hub's logs to l (default: discarded).
 func Logger(l *slog.Logger) Option { return func(o *options) { o.cfg.Logger = l } }
@@ -92,6 +132,11 @@ func Start(t testing.TB, opts ...Option) *Hub {
 	}
 	if !cfg.InMemory && cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
+	}
+	var rec *recorder
+	if o.record {
+		rec = &recorder{}
+		cfg.ObserveRequest = rec.add
 	}
 	h, err := hub.New(cfg)
 	if err != nil {
@@ -123,6 +168,7 @@ func Start(t testing.TB, opts ...Option) *Hub {
 		HTTPSAddr:               h.HTTPSAddr(),
 		MQTTAddr:                h.MQTTAddr(),
 		DataDir:                 cfg.DataDir,
+		recorder:                rec,
 	}
 }
 

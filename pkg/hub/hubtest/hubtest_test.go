@@ -2,9 +2,11 @@ package hubtest_test
 
 import (
 	"crypto/x509"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twinsync/twinsync/pkg/hub/hubtest"
 	"github.com/twinsync/twinsync/pkg/iothub/sas"
@@ -50,5 +52,35 @@ func TestStart(t *testing.T) {
 				t.Fatalf("unauthenticated request: %d", resp.StatusCode)
 			}
 		})
+	}
+}
+
+func TestRecordRequests(t *testing.T) {
+	h := hubtest.Start(t, hubtest.InMemory(), hubtest.RecordRequests())
+	cs, _ := sas.ParseConnectionString(h.ServiceConnectionString)
+	token := sas.Sign(cs.HostName, cs.SharedAccessKeyName, cs.SharedAccessKey, time.Now().Add(time.Hour))
+	req, _ := http.NewRequest("PATCH", "https://"+h.HTTPSAddr+"/twins/my%20dev?api-version=2021-04-12", strings.NewReader(`{"tags":{}}`))
+	req.Header.Set("Authorization", token)
+	req.Header.Set("If-Match", `"*"`)
+	resp, err := h.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := h.Requests()
+	if len(got) != 1 {
+		t.Fatalf("%d requests recorded", len(got))
+	}
+	r := got[0]
+	if r.Method != "PATCH" || r.Path != "/twins/my%20dev" || r.RawQuery != "api-version=2021-04-12" ||
+		r.Header.Get("If-Match") != `"*"` || string(r.Body) != `{"tags":{}}` {
+		t.Fatalf("recorded %+v", r)
+	}
+	if auth := r.Header.Get("Authorization"); auth != "SharedAccessSignature sr&sig&se&skn" {
+		t.Fatalf("recorded Authorization %q", auth)
+	}
+	h.ResetRequests()
+	if len(h.Requests()) != 0 {
+		t.Fatal("reset kept requests")
 	}
 }
