@@ -1,9 +1,10 @@
 // Package hub is an embedded, IoT-Hub-compatible server: the HTTPS REST
 // API of the service side (registry, twins, queries), the MQTT device
 // endpoint (twin topics, telemetry) and SAS authentication, over TLS, on a
-// durable store. The official Azure SDKs and github.com/amenzhinsky/iothub
-// cannot tell it from Azure IoT Hub for everything twinsync uses. Package
-// hubtest starts one inside a Go test; cmd/hub runs one as a binary.
+// durable store, built so that the official Azure SDKs cannot tell it from
+// Azure IoT Hub for everything twinsync uses (test/interop/hub replays the
+// device twins tutorial with the Node SDKs against it). Package hubtest
+// starts one inside a Go test; cmd/hub runs one as a binary.
 //
 // # Wire behaviour and the choices made where the spec is unsure
 //
@@ -77,4 +78,12 @@
 // connect. IoT Hub queues a burst before it
 // answers 429; the hub answers at once, which makes client backoff
 // testable without waiting.
+//
+// # Not implemented
+//
+// Bulk registry operations (POST /devices), direct methods,
+// cloud-to-device messages, jobs, file upload, X.509 and Microsoft Entra
+// (Bearer) authentication, routing and the event stream (telemetry is only
+// counted), twin change and lifecycle events. Requests for them get 404 or
+// 405 in IoT Hub's error shape.
 package hub
