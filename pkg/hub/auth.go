@@ -3,6 +3,7 @@ package hub
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twinsync/twinsync/pkg/iothub/sas"
@@ -16,7 +17,17 @@ type authenticator struct {
 	hostname string // configured hub name, possibly with a port
 	policies map[string]*Policy
 	now      func() time.Time
+
+	// verified caches policy tokens whose signature checked out, by the
+	// exact header text: the Node service SDK signs a token per request
+	// but with second resolution, and other clients reuse theirs. Expiry
+	// and scope are still checked on every use.
+	mu       sync.RWMutex
+	verified map[string]*sas.Token
 }
+
+// maxVerifiedTokens bounds the cache; it is simply emptied when full.
+const maxVerifiedTokens = 4096
 
 // hostResources returns the resource roots a token may name: the configured
 // host name and, when it carries a port, the bare host too (SDKs differ in
@@ -36,17 +47,28 @@ func (a *authenticator) authorizeService(header, path string, anyOf ...Permissio
 	if header == "" {
 		return errUnauthorized("Authorization header missing")
 	}
-	tok, err := sas.ParseToken(header)
-	if err != nil {
-		return errUnauthorized("Malformed authorization header")
+	a.mu.RLock()
+	tok := a.verified[header]
+	a.mu.RUnlock()
+	if tok != nil {
+		if !a.coversAny(tok, path) {
+			return errUnauthorized("Unauthorized: the shared access signature is invalid, expired or does not cover the resource")
+		}
+	} else {
+		var err error
+		if tok, err = sas.ParseToken(header); err != nil {
+			return errUnauthorized("Malformed authorization header")
+		}
+		policy := a.policies[tok.KeyName]
+		if tok.KeyName == "" || policy == nil {
+			return errUnauthorized("Authorization rule is missing or unknown")
+		}
+		if !a.verifyAny(tok, path, policyKeys(policy)) {
+			return errUnauthorized("Unauthorized: the shared access signature is invalid, expired or does not cover the resource")
+		}
+		a.remember(header, tok)
 	}
 	policy := a.policies[tok.KeyName]
-	if tok.KeyName == "" || policy == nil {
-		return errUnauthorized("Authorization rule is missing or unknown")
-	}
-	if !a.verifyAny(tok, path, policyKeys(policy)) {
-		return errUnauthorized("Unauthorized: the shared access signature is invalid, expired or does not cover the resource")
-	}
 	for _, p := range anyOf {
 		if policy.Rights.Has(p) {
 			return nil
@@ -83,6 +105,28 @@ func (a *authenticator) verifyAny(tok *sas.Token, path string, keys []sas.Key) b
 		}
 	}
 	return false
+}
+
+// coversAny checks a cached token's expiry and scope for path.
+func (a *authenticator) coversAny(tok *sas.Token, path string) bool {
+	if !a.now().Before(tok.Expiry) {
+		return false
+	}
+	for _, host := range a.hostResources() {
+		if tok.Covers(host + path) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *authenticator) remember(header string, tok *sas.Token) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.verified == nil || len(a.verified) >= maxVerifiedTokens {
+		a.verified = make(map[string]*sas.Token)
+	}
+	a.verified[header] = tok
 }
 
 func policyKeys(p *Policy) []sas.Key {

@@ -57,6 +57,7 @@ func TestRESTAuthorization(t *testing.T) {
 		{"other host", signWith("iothubowner", "otherhub.example", hour), "GET", "/twins/d1", 401},
 		{"device key token", sas.Sign(host+"/devices/d2", "", devCS.SharedAccessKey, hour), "GET", "/twins/d2", 401},
 		{"scope covers path", signWith("iothubowner", host+"/twins/d1", hour), "GET", "/twins/d1", 200},
+		{"same token, path outside its scope", signWith("iothubowner", host+"/twins/d1", hour), "GET", "/twins/d2", 401},
 		{"scope by path segment", signWith("iothubowner", host+"/twins/d", hour), "GET", "/twins/d1", 401},
 		{"url-encoded sr", signWith("iothubowner", host, hour), "GET", "/twins/d1", 200},
 		{"verbatim sr", verbatim("iothubowner"), "GET", "/twins/d1", 200},
