@@ -3,6 +3,7 @@ package localstack
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,5 +202,32 @@ func TestWaitProcessFailsFastOnExit(t *testing.T) {
 	}
 	if time.Since(start) > startTimeout/2 {
 		t.Errorf("took %s: waited for the timeout instead of failing at the exit", time.Since(start))
+	}
+}
+
+func TestRetryPortClash(t *testing.T) {
+	clash := errors.New("hub exited: listen tcp 127.0.0.1:1234: bind: address already in use")
+	cases := []struct {
+		name      string
+		errs      []error // returned by successive attempts
+		wantCalls int
+		wantErr   error
+	}{
+		{"first try", []error{nil}, 1, nil},
+		{"clash then success", []error{clash, nil}, 2, nil},
+		{"other error is not retried", []error{errors.New("bad flag")}, 1, errors.New("bad flag")},
+		{"clash every time", []error{clash, clash, clash, nil}, portClashAttempts, clash},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			calls := 0
+			err := retryPortClash(func() error {
+				calls++
+				return c.errs[calls-1]
+			})
+			if calls != c.wantCalls || fmt.Sprint(err) != fmt.Sprint(c.wantErr) {
+				t.Errorf("calls %d err %v, want %d %v", calls, err, c.wantCalls, c.wantErr)
+			}
+		})
 	}
 }

@@ -119,16 +119,37 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := s.startControlPlane(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.startHub(ctx); err != nil {
+	if err := retryPortClash(func() error { return s.startHub(ctx) }); err != nil {
 		return nil, err
 	}
 	if err := s.writeHubSecret(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.startManager(ctx); err != nil {
+	kubeconfig, err := s.writeManagerKubeconfig(ctx, s.opts.RBACDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := retryPortClash(func() error { return s.startManager(ctx, kubeconfig) }); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// portClashAttempts bounds the restarts of a child whose free port was
+// taken between freeLoopbackAddr and the child's bind.
+const portClashAttempts = 3
+
+// retryPortClash runs start again, up to portClashAttempts times, while it
+// fails because an address was already in use (the child's log, which the
+// error quotes, says so).
+func retryPortClash(start func() error) error {
+	var err error
+	for range portClashAttempts {
+		if err = start(); err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return err
+		}
+	}
+	return err
 }
 
 func (s *Stack) step(format string, args ...any) {
@@ -231,11 +252,8 @@ func (s *Stack) writeHubSecret(ctx context.Context) error {
 	return nil
 }
 
-func (s *Stack) startManager(ctx context.Context) error {
-	kubeconfig, err := s.writeManagerKubeconfig(ctx, s.opts.RBACDir)
-	if err != nil {
-		return err
-	}
+// startManager starts the manager with kubeconfig and waits for /readyz.
+func (s *Stack) startManager(ctx context.Context, kubeconfig string) error {
 	probeAddr, err := freeLoopbackAddr()
 	if err != nil {
 		return err

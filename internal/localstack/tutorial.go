@@ -119,14 +119,18 @@ func (s *Stack) PlayTutorial(ctx context.Context, samplesDir, namespace string, 
 	if err != nil {
 		return r, err
 	}
-	select {
-	case r.DesiredPatch = <-patches:
-		say("    device received the desired properties: %s", r.DesiredPatch)
-	case <-time.After(StepTimeout):
-		return r, fmt.Errorf("timed out after %s waiting for the device simulator to receive desired properties; see %s", StepTimeout, dev.LogPath)
-	case <-ctx.Done():
-		return r, ctx.Err()
+	err = s.waitProcess(ctx, dev, "the device simulator to receive desired properties", func(context.Context) (bool, string) {
+		select {
+		case r.DesiredPatch = <-patches:
+			return true, ""
+		default:
+			return false, "no desired patch logged yet; see " + dev.LogPath
+		}
+	})
+	if err != nil {
+		return r, err
 	}
+	say("    device received the desired properties: %s", r.DesiredPatch)
 	if r.Converged, err = s.WaitDeviceTwin(ctx, namespace, DeviceTwinName, "the reported connectivity=cellular in status", func(dt *iotv1alpha1.DeviceTwin) bool {
 		return reportedValue(dt, "connectivity") == "cellular" && conditionTrue(dt.Status.Conditions, iotv1alpha1.ConditionConverged, dt.Generation)
 	}); err != nil {
