@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/twinsync/twinsync/pkg/query"
+	"github.com/twinsync/twinsync/pkg/twin"
 )
 
 // Config configures a Hub. The zero value of every field has a usable
@@ -353,6 +354,26 @@ func (h *Hub) RegisterModule(deviceID, moduleID string) (Device, error) {
 		return Device{}, err
 	}
 	return rec.Device, nil
+}
+
+// Twin returns a copy of an identity's twin, as GET /twins shows it.
+func (h *Hub) Twin(deviceID, moduleID string) (*twin.Twin, bool) {
+	rec := h.store.get(query.Key(deviceID, moduleID))
+	if rec == nil {
+		return nil, false
+	}
+	return rec.Twin.Clone(), true
+}
+
+// Device returns an identity's registry entry, as GET /devices shows it.
+func (h *Hub) Device(deviceID, moduleID string) (Device, bool) {
+	rec := h.store.get(query.Key(deviceID, moduleID))
+	if rec == nil {
+		return Device{}, false
+	}
+	d := rec.Device
+	d.ParentScopes = append([]string(nil), d.ParentScopes...)
+	return d, true
 }
 
 // TelemetryCount returns how many telemetry messages the hub accepted from

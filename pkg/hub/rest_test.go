@@ -195,6 +195,17 @@ func TestTwinRoutes(t *testing.T) {
 		})
 	}
 
+	t.Run("Go accessors agree with REST", func(t *testing.T) {
+		tw, ok := h.Twin("d1", "")
+		dev, okDev := h.Device("d1", "m1")
+		if !ok || !okDev || tw.Tags["b"] == nil || tw.ETag != etagOf("/twins/d1") || dev.ModuleID != "m1" {
+			t.Fatalf("Twin/Device: %v %v %+v", ok, okDev, dev)
+		}
+		if _, ok := h.Twin("nope", ""); ok {
+			t.Fatal("Twin of an unknown device")
+		}
+	})
+
 	t.Run("final state", func(t *testing.T) {
 		tw := svc.do("GET", "/twins/d1", nil).json(t)
 		tags := tw["tags"].(map[string]any)
