@@ -118,8 +118,6 @@ func (r *TwinQueryReconciler) patchStatus(ctx context.Context, before, tq *iotv1
 func (r *TwinQueryReconciler) reconcile(ctx context.Context, tq *iotv1alpha1.TwinQuery) (ctrl.Result, error) {
 	key := client.ObjectKeyFromObject(tq)
 	forced := r.forced(tq)
-	tq.Status.ObservedGeneration = tq.Generation
-	tq.Status.LastHandledReconcileAt = tq.Annotations[iotv1alpha1.ReconcileRequestAnnotation]
 
 	parsed, err := query.Parse(tq.Spec.Query)
 	if err != nil {
@@ -169,6 +167,7 @@ func (r *TwinQueryReconciler) refresh(ctx context.Context, tq *iotv1alpha1.TwinQ
 	res, err := runTwinQuery(ctx, c, tq.Spec.Query, parsed.Star, int64(tqMaxResults(tq)), StatusByteBudget)
 	twinQueryLatency.Observe(r.now().Sub(start).Seconds())
 	next := r.Scheduler.Done(key, start, res.Pages)
+	tqHandled(tq)
 	r.setBudgetCondition(tq, key, interval, err == nil)
 	if err != nil {
 		log.Info("query refresh failed", "error", err.Error(), "pages", res.Pages)
@@ -242,8 +241,17 @@ func tqHubMessage(err error) string {
 	return err.Error()
 }
 
+// tqHandled records that the current spec and reconcile request were acted
+// on: refreshed, or found unable to refresh. A refresh postponed for the
+// budget is not handled yet.
+func tqHandled(tq *iotv1alpha1.TwinQuery) {
+	tq.Status.ObservedGeneration = tq.Generation
+	tq.Status.LastHandledReconcileAt = tq.Annotations[iotv1alpha1.ReconcileRequestAnnotation]
+}
+
 // stalled marks tq as unable to progress until its spec or Secret changes.
 func (r *TwinQueryReconciler) stalled(tq *iotv1alpha1.TwinQuery, reason, msg string) {
+	tqHandled(tq)
 	meta.RemoveStatusCondition(&tq.Status.Conditions, iotv1alpha1.ConditionThrottled)
 	r.setCondition(tq, iotv1alpha1.ConditionStalled, metav1.ConditionTrue, reason, msg)
 	r.setReady(tq, metav1.ConditionFalse, reason, msg)
