@@ -354,3 +354,38 @@ func TestTwinQuerySecretWatch(t *testing.T) {
 	env.createHubSecret("created-later")
 	env.waitFor("later", tqCondition(iotv1alpha1.ConditionReady, metav1.ConditionTrue, iotv1alpha1.ReasonSucceeded))
 }
+
+// A paused TwinQuery neither refreshes nor writes status; removing the
+// annotation picks up the spec change made meanwhile.
+func TestTwinQueryPaused(t *testing.T) {
+	env := startTwinQueryEnv(t, tqOptions{})
+	env.tagDevice(env.serviceClient(), "dev0", "Redmond43")
+	env.create("paused", "SELECT * FROM devices")
+	tq := env.waitFor("paused", tqCondition(iotv1alpha1.ConditionReady, metav1.ConditionTrue, iotv1alpha1.ReasonSucceeded))
+
+	metav1.SetMetaDataAnnotation(&tq.ObjectMeta, iotv1alpha1.PausedAnnotation, "true")
+	tq.Spec.Query = "SELECT * FROM devices WHERE tags.location.plant = 'Seattle'"
+	if err := k8sClient.Update(env.ctx, tq); err != nil {
+		t.Fatal(err)
+	}
+	// A second query shows the controller at work meanwhile.
+	env.create("witness", "SELECT * FROM devices")
+	env.waitFor("witness", tqCondition(iotv1alpha1.ConditionReady, metav1.ConditionTrue, iotv1alpha1.ReasonSucceeded))
+	queries := env.transport.queries.Load()
+	env.waitUntil("three refreshes of the witness", func() bool { return env.transport.queries.Load() >= queries+3 })
+	if got := env.get("paused"); got.Status.ObservedGeneration != 1 || got.Status.Count != 1 {
+		t.Fatalf("paused query was reconciled: observedGeneration %d count %d", got.Status.ObservedGeneration, got.Status.Count)
+	}
+
+	tq = env.get("paused")
+	delete(tq.Annotations, iotv1alpha1.PausedAnnotation)
+	if err := k8sClient.Update(env.ctx, tq); err != nil {
+		t.Fatal(err)
+	}
+	env.waitFor("paused", func(tq *iotv1alpha1.TwinQuery) error {
+		if tq.Status.ObservedGeneration != 2 || tq.Status.Count != 0 || len(tq.Status.DeviceIDs) != 0 {
+			return fmt.Errorf("observedGeneration %d count %d", tq.Status.ObservedGeneration, tq.Status.Count)
+		}
+		return nil
+	})
+}
