@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -162,6 +163,18 @@ func TestTwinQueryInvalidQuery(t *testing.T) {
 	if n := env.transport.queries.Load(); n != 0 {
 		t.Fatalf("the hub saw %d queries for an invalid query", n)
 	}
+	env.waitUntil("a QueryFailed event", func() bool {
+		var events eventsv1.EventList
+		if err := k8sClient.List(env.ctx, &events, client.InNamespace(env.ns)); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events.Items {
+			if e.Regarding.Name == "bad" && e.Reason == tqEventQueryFailed && e.Type == "Warning" && strings.Contains(e.Note, "line 1, column") {
+				return true
+			}
+		}
+		return false
+	})
 
 	tq.Spec.Query = "SELECT * FROM devices"
 	if err := k8sClient.Update(env.ctx, tq); err != nil {
