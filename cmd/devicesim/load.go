@@ -47,6 +47,18 @@ type loadResult struct {
 	Rate          float64 // Patches per second over Measured
 	P50, P90, P99 time.Duration
 	Max           time.Duration
+	// ConnectCPU and ReportCPU are the process CPU time (user + system)
+	// spent connecting and reporting; with an in-process hub they include
+	// the hub's share.
+	ConnectCPU, ReportCPU time.Duration
+}
+
+// cpuPerPatch is ReportCPU per acknowledged patch.
+func (r *loadResult) cpuPerPatch() time.Duration {
+	if r.Patches == 0 {
+		return 0
+	}
+	return r.ReportCPU / time.Duration(r.Patches)
 }
 
 // runLoad is load mode: provision, connect, report, print the results.
@@ -100,18 +112,20 @@ func loadTest(ctx context.Context, cfg loadConfig) (*loadResult, error) {
 	res.ProvisionTime = time.Since(start)
 	log.Info("devices provisioned", "devices", cfg.devices, "took", res.ProvisionTime)
 
-	start = time.Now()
+	start, cpu := time.Now(), processCPU()
 	clients, connectTimes, err := connectAll(ctx, conns, cfg)
 	defer closeAll(clients)
 	if err != nil {
 		return nil, err
 	}
-	res.ConnectTime = time.Since(start)
+	res.ConnectTime, res.ConnectCPU = time.Since(start), processCPU()-cpu
 	slices.Sort(connectTimes)
 	res.ConnectP50, res.ConnectP99 = percentile(connectTimes, 0.50), percentile(connectTimes, 0.99)
 	log.Info("devices connected", "devices", cfg.devices, "took", res.ConnectTime)
 
+	cpu = processCPU()
 	report(ctx, clients, cfg, res, log)
+	res.ReportCPU = processCPU() - cpu
 	return res, nil
 }
 
@@ -289,6 +303,8 @@ func (r *loadResult) print(w io.Writer) {
 	fmt.Fprintf(w, "rate              %.0f patches/s\n", r.Rate)
 	fmt.Fprintf(w, "latency           p50 %v  p90 %v  p99 %v  max %v\n",
 		r.P50.Round(time.Microsecond), r.P90.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond))
+	fmt.Fprintf(w, "process CPU       %v connecting, %v per reported patch\n",
+		r.ConnectCPU.Round(time.Millisecond), r.cpuPerPatch().Round(time.Microsecond/10))
 }
 
 // levelFilter raises a handler's minimum level.

@@ -229,7 +229,7 @@ func TestRunLoadMode(t *testing.T) {
 		t.Fatalf("exit code = %d; stderr:\n%s", code, p.stderr.String())
 	}
 	out := p.stdout.String()
-	for _, want := range []string{"devices           5", "(0 errors)", "patches/s", "p99"} {
+	for _, want := range []string{"devices           5", "(0 errors)", "patches/s", "p99", "per reported patch"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
