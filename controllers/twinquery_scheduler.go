@@ -72,8 +72,8 @@ type tqScheduled struct {
 	reserved int           // pacer tokens taken for the refresh under way
 }
 
-// Decision is the scheduler's answer for one reconcile.
-type Decision struct {
+// QueryDecision is the scheduler's answer for one reconcile.
+type QueryDecision struct {
 	// Run is true when the refresh may start now.
 	Run bool
 	// Wait is how long to wait before asking again when Run is false.
@@ -83,8 +83,8 @@ type Decision struct {
 	Budget bool
 }
 
-// BudgetState describes one query's share of its hub's budget.
-type BudgetState struct {
+// QueryBudgetState describes one query's share of its hub's budget.
+type QueryBudgetState struct {
 	// Short is true when refreshes are spread beyond spec.refreshInterval.
 	Short bool
 	// Interval is the achievable interval between refreshes.
@@ -96,7 +96,7 @@ type BudgetState struct {
 }
 
 // Message renders the state for a Throttled condition.
-func (s BudgetState) Message(requested time.Duration) string {
+func (s QueryBudgetState) Message(requested time.Duration) string {
 	return fmt.Sprintf("%d TwinQueries ask for %.1f queries/min of this hub, which allows them %.1f/min: refreshing every %s instead of %s",
 		s.Queries, s.Demand, s.Usable, s.Interval, requested)
 }
@@ -178,38 +178,38 @@ func (s *QueryScheduler) forgetLocked(key types.NamespacedName) {
 // Decide says whether the registered query key may refresh now. force
 // asks for a refresh before the interval is over (a spec change, a
 // requested reconcile, a failed previous attempt); it is still paced.
-func (s *QueryScheduler) Decide(key types.NamespacedName, force bool) Decision {
+func (s *QueryScheduler) Decide(key types.NamespacedName, force bool) QueryDecision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h, q := s.lookup(key)
 	if q == nil {
-		return Decision{Run: true}
+		return QueryDecision{Run: true}
 	}
 	now := s.now()
 	if !q.slot.IsZero() {
 		if wait := q.slot.Sub(now); wait > tqSlotTolerance {
-			return Decision{Wait: wait, Budget: true}
+			return QueryDecision{Wait: wait, Budget: true}
 		}
 		q.slot = time.Time{}
-		return Decision{Run: true}
+		return QueryDecision{Run: true}
 	}
 	if !force && !q.last.IsZero() && now.Before(q.due) {
 		wait := q.due.Sub(now)
 		// Past the query's own interval but not yet its budgeted one.
 		budget := !now.Before(q.last.Add(q.interval))
-		return Decision{Wait: wait, Budget: budget}
+		return QueryDecision{Wait: wait, Budget: budget}
 	}
 	n := min(q.cost, max(1, h.pacer.Burst()))
 	res := h.pacer.ReserveN(now, n)
 	if !res.OK() { // unreachable with the cost capped at the burst; run anyway
-		return Decision{Run: true}
+		return QueryDecision{Run: true}
 	}
 	q.reserved = n
 	if wait := res.DelayFrom(now); wait > tqSlotTolerance {
 		q.slot = now.Add(wait)
-		return Decision{Wait: wait, Budget: true}
+		return QueryDecision{Wait: wait, Budget: true}
 	}
-	return Decision{Run: true}
+	return QueryDecision{Run: true}
 }
 
 // Done records a refresh of key that started at start and took pages
@@ -234,15 +234,15 @@ func (s *QueryScheduler) Done(key types.NamespacedName, start time.Time, pages i
 }
 
 // State returns the budget state of key's hub as seen by key.
-func (s *QueryScheduler) State(key types.NamespacedName) BudgetState {
+func (s *QueryScheduler) State(key types.NamespacedName) QueryBudgetState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h, q := s.lookup(key)
 	if q == nil {
-		return BudgetState{}
+		return QueryBudgetState{}
 	}
 	demand := h.demand()
-	return BudgetState{
+	return QueryBudgetState{
 		Short:    h.factor() > 1,
 		Interval: h.interval(q).Round(time.Second),
 		Queries:  len(h.members),
