@@ -36,7 +36,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +49,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -71,6 +72,7 @@ var (
 	sizes       = flag.String("devicetwin.n", "1000,10000", "comma-separated numbers of DeviceTwins")
 	concurrency = flag.Int("devicetwin.workers", 8, "reconcile workers, and the concurrency of the ceiling's status patches")
 	pollEvery   = flag.Duration("devicetwin.poll", 2*time.Second, "hub watcher poll interval")
+	withEvents  = flag.Bool("devicetwin.events", true, "emit Kubernetes events (false measures the controller without the event writes)")
 )
 
 func BenchmarkDeviceTwinApply(b *testing.B) {
@@ -160,9 +162,9 @@ func runSize(b *testing.B, cfg *rest.Config, n int) {
 	b.ReportMetric(rate/ceiling, "ratio")
 	b.ReportMetric(float64(apiWrites.Load())/float64(n), "api_writes/obj")
 	b.ReportMetric((hubCalls(b)-hubBefore)/float64(n), "hub_calls/obj")
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
+	goruntime.GC()
+	var ms goruntime.MemStats
+	goruntime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap_MiB")
 	b.ReportMetric(rssMiB(), "rss_MiB")
 	if testing.Verbose() {
@@ -222,6 +224,9 @@ func startManager(ctx context.Context, b *testing.B, cfg *rest.Config, ns string
 		Hubs:                    &controllers.Hubs{Reader: mgr.GetClient(), Options: []iothub.Option{iothub.WithLimits(iothub.NoLimits)}},
 		WatchInterval:           *pollEvery,
 		MaxConcurrentReconciles: *concurrency,
+	}
+	if !*withEvents {
+		rec.Recorder = discardRecorder{}
 	}
 	must(b, rec.SetupWithManager(mgr))
 	done := make(chan struct{})
@@ -433,4 +438,13 @@ func logHistograms(b *testing.B) {
 			b.Logf("%s{%s} n=%d mean=%.1fms", f.GetName(), strings.Join(labels, ","), h.GetSampleCount(), 1000*h.GetSampleSum()/float64(h.GetSampleCount()))
 		}
 	}
+}
+
+// discardRecorder drops events, to measure what event writes cost.
+type discardRecorder struct{}
+
+func (discardRecorder) Eventf(runtime.Object, runtime.Object, string, string, string, string, ...any) {
+}
+
+func (discardRecorder) AnnotatedEventf(runtime.Object, runtime.Object, map[string]string, string, string, string, string, ...any) {
 }
