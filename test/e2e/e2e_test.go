@@ -39,6 +39,11 @@ func TestTutorial(t *testing.T) {
 		t.Skip("KUBEBUILDER_ASSETS is not set; run make test or KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./test/e2e/")
 	}
 	binDir := buildBinaries(t)
+	t.Run("manifests pass flags the binaries know", func(t *testing.T) {
+		checkManifestFlags(t, filepath.Join(binDir, "manager"), "config/manager/manager.yaml", "config/hub/kustomization.yaml")
+		checkManifestFlags(t, filepath.Join(binDir, "hub"), "config/hub/hub.yaml")
+		checkManifestFlags(t, filepath.Join(binDir, "devicesim"), "config/devicesim/deployment.yaml")
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
