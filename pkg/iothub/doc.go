@@ -64,4 +64,19 @@
 // /devices/query with x-ms-max-item-count (WithPageSize) and the previous
 // page's x-ms-continuation. Pages expose raw items plus Twins() for SELECT *
 // and Rows() for projections and aggregates.
+//
+// # Choices where the spec is unsure
+//
+//   - Page size: WithPageSize is capped at 100, the current documented
+//     maximum (older docs said 1000; spec open question 2).
+//   - Retry-After on a REST 429 is unverified on real IoT Hub (spec §7.2):
+//     it is honoured when present, and exponential backoff covers its
+//     absence.
+//   - Bursts: per-second classes allow one second's worth of requests, the
+//     per-minute classes (queries, registry) ten seconds' worth, because
+//     IoT Hub queues short bursts before it answers 429.
+//   - CreateDevice sends no If-Match, as the Node SDK does, so an existing
+//     id fails with ErrConflict instead of being overwritten.
+//   - The User-Agent names this client (DefaultUserAgent) rather than
+//     impersonating an official SDK; every other header matches theirs.
 package iothub
