@@ -239,7 +239,7 @@ func (h *Hub) Close() error {
 		if err := h.httpServer.Shutdown(ctx); err != nil {
 			errs = append(errs, h.httpServer.Close())
 		}
-		errs = append(errs, h.mqtt.server.Close())
+		errs = append(errs, h.mqtt.close())
 		h.wg.Wait()
 		errs = append(errs, h.store.close())
 		h.closeErr = errors.Join(errs...)

@@ -38,8 +38,9 @@ const (
 type mqttEndpoint struct {
 	hub    *Hub
 	server *mqtt.Server
-	addr   string      // bound listen address
-	ws     *wsListener // MQTT over WebSocket on the HTTPS port
+	ln     net.Listener // the MQTT/TLS listener
+	addr   string       // its bound address
+	ws     *wsListener  // MQTT over WebSocket on the HTTPS port
 
 	mu       sync.Mutex
 	sessions map[string]*session // identity key → current connection
@@ -71,7 +72,7 @@ func newMQTTEndpoint(h *Hub, ln net.Listener, log *slog.Logger) (*mqttEndpoint, 
 		Logger:                 slog.New(redactingHandler{log.Handler()}),
 		SysTopicResendInterval: 0,
 	})
-	e := &mqttEndpoint{hub: h, server: srv, sessions: map[string]*session{}, addr: ln.Addr().String()}
+	e := &mqttEndpoint{hub: h, server: srv, sessions: map[string]*session{}, ln: ln, addr: ln.Addr().String()}
 	if err := srv.AddHook(&mqttHook{e: e}, nil); err != nil {
 		return nil, err
 	}
@@ -83,6 +84,23 @@ func newMQTTEndpoint(h *Hub, ln net.Listener, log *slog.Logger) (*mqttEndpoint, 
 		return nil, err
 	}
 	return e, nil
+}
+
+// close stops the broker. mochi's own Close can deadlock when clients
+// disconnect while it runs (Clients.GetByListener takes the map's read
+// lock twice, and a Delete queued in between blocks both), so new
+// connections are refused first and every client is disconnected and
+// waited for before mochi closes its listeners.
+func (e *mqttEndpoint) close() error {
+	_ = e.ln.Close()
+	e.ws.refuse()
+	for _, cl := range e.server.Clients.GetAll() {
+		if !cl.Closed() {
+			_ = e.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+	e.server.Listeners.ClientsWg.Wait()
+	return e.server.Close()
 }
 
 // connectedCount returns the number of connected identities.

@@ -60,9 +60,12 @@ func (l *wsListener) Serve(establish listeners.EstablishFn) {
 
 // Close implements listeners.Listener.
 func (l *wsListener) Close(closeClients listeners.CloseFn) {
-	l.closeOnce.Do(func() { close(l.done) })
+	l.refuse()
 	closeClients(wsListenerID)
 }
+
+// refuse makes the listener turn away new connections.
+func (l *wsListener) refuse() { l.closeOnce.Do(func() { close(l.done) }) }
 
 // errWSNotServing is returned when a WebSocket arrives before the broker
 // serves or after it stopped.
