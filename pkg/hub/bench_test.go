@@ -248,7 +248,15 @@ func plainBrokerRate(b *testing.B, h *Hub) float64 {
 		if err := srv.Serve(); err != nil {
 			b.Fatal(err)
 		}
-		defer srv.Close()
+		// Close only once every client is gone: mochi's Close can deadlock
+		// against concurrent disconnects (see mqttEndpoint.close).
+		defer func() {
+			for _, cl := range srv.Clients.GetAll() {
+				_ = srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+			srv.Listeners.ClientsWg.Wait()
+			_ = srv.Close()
+		}()
 		tlsConfig := &tls.Config{RootCAs: h.CACertPool(), ServerName: "127.0.0.1"}
 		clients := make([]*rawMQTT, mqttDevices)
 		for i := range clients {
