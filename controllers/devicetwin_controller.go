@@ -30,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -113,6 +114,10 @@ type DeviceTwinReconciler struct {
 	beforeUpdate func(deviceID string)
 	// conditionStates feeds the objects-per-condition gauge.
 	conditionStates *conditionStates
+	// written holds the twin stamp each object's status was last patched
+	// with, so that the watcher does not mistake a cache that lags behind
+	// that patch for a change on the hub.
+	written sync.Map // types.NamespacedName -> twinStamp
 }
 
 // +kubebuilder:rbac:groups=iot.twinsync.io,resources=devicetwins,verbs=get;list;watch;update;patch
@@ -128,6 +133,7 @@ func (r *DeviceTwinReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.Get(ctx, req.NamespacedName, &dt); err != nil {
 		if client.IgnoreNotFound(err) == nil {
 			r.conditionStates.forget(req.NamespacedName)
+			r.written.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -138,6 +144,8 @@ func (r *DeviceTwinReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	defer func() {
 		if err := r.patchStatus(ctx, base, &dt); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
+		} else {
+			r.written.Store(req.NamespacedName, stampOfStatus(&dt.Status))
 		}
 		r.conditionStates.observe(req.NamespacedName, &dt)
 		reconcileTotal.WithLabelValues(reconcileResult(result, retErr, &dt)).Inc()
@@ -278,6 +286,7 @@ func (r *DeviceTwinReconciler) setup(mgr ctrl.Manager, opts controller.Options) 
 			interval: cmpOr(r.WatchInterval, DefaultWatchInterval),
 			share:    cmpOr(r.WatchQueryShare, DefaultWatchQueryShare),
 			changes:  changes,
+			written:  &r.written,
 		}
 		if err := mgr.Add(w); err != nil {
 			return fmt.Errorf("adding the hub watcher: %w", err)

@@ -53,6 +53,10 @@ type hubWatcher struct {
 	interval time.Duration
 	share    float64
 	changes  chan<- event.TypedGenericEvent[*iotv1alpha1.DeviceTwin]
+	// written is the reconciler's record of the stamps it last wrote to
+	// each status (types.NamespacedName -> twinStamp); it is newer than the
+	// cache right after a write.
+	written *sync.Map
 
 	mu    sync.Mutex
 	state map[*Hub]*hubWatchState
@@ -96,6 +100,9 @@ func (w *hubWatcher) poll(ctx context.Context) {
 		dt := &list.Items[i]
 		if !dt.DeletionTimestamp.IsZero() || dt.Annotations[iotv1alpha1.PausedAnnotation] == "true" || !watchable(dt) {
 			continue
+		}
+		if dt.Status.ETag == "" || dt.Status.ObservedGeneration != dt.Generation {
+			continue // not reconciled yet: its create or update event is queued already
 		}
 		hub, err := w.hubs.For(ctx, dt.Namespace, dt.Spec.HubSecretRef)
 		if err != nil {
@@ -203,8 +210,11 @@ func (w *hubWatcher) query(ctx context.Context, hub *Hub, st *hubWatchState, sql
 // was not already enqueued for that stamp.
 func (w *hubWatcher) compare(ctx context.Context, st *hubWatchState, dt *iotv1alpha1.DeviceTwin, seen twinStamp) error {
 	key := client.ObjectKeyFromObject(dt)
-	status := twinStamp{etag: dt.Status.ETag, version: dt.Status.Version, connectionState: dt.Status.ConnectionState}
-	if seen == status {
+	if seen == stampOfStatus(&dt.Status) {
+		delete(st.enqueued, key)
+		return nil
+	}
+	if written, ok := w.written.Load(key); ok && written.(twinStamp) == seen {
 		delete(st.enqueued, key)
 		return nil
 	}
@@ -219,6 +229,11 @@ func (w *hubWatcher) compare(ctx context.Context, st *hubWatchState, dt *iotv1al
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// stampOfStatus is the stamp a status records.
+func stampOfStatus(s *iotv1alpha1.DeviceTwinStatus) twinStamp {
+	return twinStamp{etag: s.ETag, version: s.Version, connectionState: s.ConnectionState}
 }
 
 // stampOf reads a watcher query row.
