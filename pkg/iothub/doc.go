@@ -53,7 +53,8 @@
 // # Metrics
 //
 // Requests, latency, throttled answers, retries and limiter waits are
-// recorded on controller-runtime's metrics registry, labelled by hub (the
+// recorded in the collectors that Collectors returns (the operator registers
+// them in controller-runtime's metrics registry), labelled by hub (the
 // host name unless WithHubLabel sets another bounded name), operation (the
 // method name), class, status code and retry reason. No label holds a
 // device id or a secret.

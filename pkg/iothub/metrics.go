@@ -2,7 +2,6 @@ package iothub
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // Metric labels are bounded: hub (one per configured hub, the host name by
@@ -38,8 +37,12 @@ var (
 	}, []string{"hub", "class"})
 )
 
-func init() {
-	metrics.Registry.MustRegister(requestsTotal, requestDuration, throttledTotal, retriesTotal, limiterWait)
+// Collectors returns the client's Prometheus collectors, shared by every
+// Client in the process. The operator registers them in controller-runtime's
+// registry; the package registers nothing itself, so that importing it
+// (from a device simulator, say) does not pull in a metrics stack.
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{requestsTotal, requestDuration, throttledTotal, retriesTotal, limiterWait}
 }
 
 // Retry reasons, the values of the reason label.
