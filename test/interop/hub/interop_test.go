@@ -5,7 +5,6 @@ package hubinterop
 import (
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -13,16 +12,14 @@ import (
 	"time"
 
 	"github.com/twinsync/twinsync/pkg/hub"
+	"github.com/twinsync/twinsync/test/interop/nodetest"
 )
 
 // TestNodeSDKTutorial starts the hub as the Node SDKs need it (HostName
 // localhost, HTTPS on 443, MQTT on 8883, loopback only) and runs the
 // tutorial script with NODE_EXTRA_CA_CERTS pointing at the hub CA.
 func TestNodeSDKTutorial(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
-	}
-	ensureNodeModules(t)
+	nodetest.Require(t, ".")
 
 	h, err := hub.New(hub.Config{
 		Hostname:  "localhost",
@@ -45,7 +42,7 @@ func TestNodeSDKTutorial(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "tutorial.js")
-	cmd.Env = append(withoutVar(os.Environ(), "NODE_EXTRA_CA_CERTS"),
+	cmd.Env = nodetest.Env([]string{"NODE_EXTRA_CA_CERTS"},
 		"NODE_EXTRA_CA_CERTS="+h.CAFile(),
 		"SERVICE_CONNECTION_STRING="+cs,
 	)
@@ -60,33 +57,4 @@ func TestNodeSDKTutorial(t *testing.T) {
 	if !strings.Contains(string(out), "ok - device deleted") {
 		t.Fatal("tutorial.js did not finish")
 	}
-}
-
-// ensureNodeModules installs the pinned packages from package-lock.json
-// when node_modules is missing.
-func ensureNodeModules(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("node_modules/azure-iothub"); err == nil {
-		return
-	}
-	if _, err := exec.LookPath("npm"); err != nil {
-		t.Skip("npm is not installed and node_modules is missing")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("npm ci failed (no registry access?): %v\n%s", err, out)
-	}
-}
-
-// withoutVar removes a variable from an environment list.
-func withoutVar(env []string, name string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"github.com/twinsync/twinsync/pkg/hub/hubtest"
 	"github.com/twinsync/twinsync/pkg/iothub"
 	"github.com/twinsync/twinsync/pkg/iothub/sas"
+	"github.com/twinsync/twinsync/test/interop/nodetest"
 )
 
 const (
@@ -109,10 +109,7 @@ func startRecorder(t *testing.T, h *hubtest.Hub) (port string, rec *recorder) {
 // pkg/iothub and compares method, path, api-version, If-Match, content
 // type, paging headers and body of each request.
 func TestWireMatchesNodeSDK(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
-	}
-	ensureNodeModules(t)
+	nodetest.Require(t, ".")
 
 	h := hubtest.Start(t, hubtest.InMemory(), hubtest.Hostname("localhost"))
 	for _, id := range queryDevices {
@@ -166,7 +163,7 @@ func runNode(t *testing.T, h *hubtest.Hub, port string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "wire.js")
-	cmd.Env = append(withoutVar(os.Environ(), "NODE_EXTRA_CA_CERTS"),
+	cmd.Env = nodetest.Env([]string{"NODE_EXTRA_CA_CERTS"},
 		"NODE_EXTRA_CA_CERTS="+h.CAFile,
 		"SERVICE_CONNECTION_STRING="+h.ServiceConnectionString,
 		"HUB_PORT="+port,
@@ -267,35 +264,6 @@ func summary(ex []exchange) []string {
 	out := make([]string, len(ex))
 	for i, e := range ex {
 		out[i] = e.Method + " " + e.Path
-	}
-	return out
-}
-
-// ensureNodeModules installs the pinned packages from package-lock.json
-// when node_modules is missing.
-func ensureNodeModules(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("node_modules/azure-iothub"); err == nil {
-		return
-	}
-	if _, err := exec.LookPath("npm"); err != nil {
-		t.Skip("npm is not installed and node_modules is missing")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("npm ci failed (no registry access?): %v\n%s", err, out)
-	}
-}
-
-// withoutVar removes a variable from an environment list.
-func withoutVar(env []string, name string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
-		}
 	}
 	return out
 }
