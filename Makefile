@@ -9,7 +9,7 @@ CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE_VERSION := $(shell awk '$$1 == "sigs.k8s.io/kustomize/kustomize/v5" {print $$2}' hack/kustomize/go.mod)
 KUSTOMIZE := $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 # config/default takes the CRDs from config/crd/bases, outside its own root.
-KUSTOMIZE_BUILD := $(KUSTOMIZE) build --load-restrictor=LoadRestrictionsNone
+KUSTOMIZE_BUILD := $(KUSTOMIZE) build
 
 # Images built by `make docker-build` and set by `make build-installer`.
 REGISTRY ?= ghcr.io/twinsync
