@@ -21,6 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	iotv1alpha1 "github.com/twinsync/twinsync/api/v1alpha1"
+	"github.com/twinsync/twinsync/internal/writecount"
 	"github.com/twinsync/twinsync/pkg/hub/hubtest"
 	"github.com/twinsync/twinsync/pkg/iothub"
 	"github.com/twinsync/twinsync/pkg/twin"
@@ -70,7 +71,7 @@ func newDTEnv(t *testing.T, opts ...dtEnvOption) *dtEnv {
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	e.rec = &DeviceTwinReconciler{
-		Client: &statusCountingClient{Client: mgr.GetClient(), writes: e.writes},
+		Client: writecount.Status(mgr.GetClient(), e.writes),
 		Scheme: mgr.GetScheme(),
 		Hubs: &Hubs{Reader: mgr.GetClient(), Options: []iothub.Option{
 			iothub.WithLimits(iothub.NoLimits),
@@ -93,32 +94,6 @@ func newDTEnv(t *testing.T, opts ...dtEnvOption) *dtEnv {
 		}
 	})
 	return e
-}
-
-// statusCountingClient counts status writes, to prove that an unchanged
-// status is not written.
-type statusCountingClient struct {
-	client.Client
-	writes *atomic.Int64
-}
-
-func (c *statusCountingClient) Status() client.SubResourceWriter {
-	return &countingStatusWriter{SubResourceWriter: c.Client.Status(), writes: c.writes}
-}
-
-type countingStatusWriter struct {
-	client.SubResourceWriter
-	writes *atomic.Int64
-}
-
-func (w *countingStatusWriter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-	w.writes.Add(1)
-	return w.SubResourceWriter.Patch(ctx, obj, patch, opts...)
-}
-
-func (w *countingStatusWriter) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-	w.writes.Add(1)
-	return w.SubResourceWriter.Update(ctx, obj, opts...)
 }
 
 // putHubSecret creates or replaces a hub credentials Secret.

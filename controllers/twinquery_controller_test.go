@@ -297,6 +297,9 @@ func TestTwinQueryUnchangedResultsWriteNothing(t *testing.T) {
 		}
 		return nil
 	})
+	if got := env.statusWrites.Load(); got <= writes {
+		t.Errorf("the changed result was not counted as a status write (%d before, %d after)", writes, got)
+	}
 
 	// A reconcile request is handled and echoed.
 	tq := env.get("quiet")

@@ -20,6 +20,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	iotv1alpha1 "github.com/twinsync/twinsync/api/v1alpha1"
+	"github.com/twinsync/twinsync/internal/writecount"
 	"github.com/twinsync/twinsync/pkg/hub/hubtest"
 	"github.com/twinsync/twinsync/pkg/iothub"
 )
@@ -105,7 +106,7 @@ func startTwinQueryEnv(t *testing.T, o tqOptions) *tqEnv {
 	if o.scheduler == nil {
 		o.scheduler = &QueryScheduler{}
 	}
-	counting := &tqCountingClient{Client: mgr.GetClient(), writes: &env.statusWrites}
+	counting := writecount.Status(mgr.GetClient(), &env.statusWrites)
 	env.reconciler = &TwinQueryReconciler{
 		Client: counting,
 		Scheme: mgr.GetScheme(),
@@ -254,24 +255,4 @@ func (e *tqEnv) tagDevice(c *iothub.Client, id, plant string) {
 	if _, err := c.UpdateTwin(e.ctx, id, patch, iothub.ETagAny); err != nil {
 		e.t.Fatal(err)
 	}
-}
-
-// tqCountingClient counts the status patches the reconciler issues.
-type tqCountingClient struct {
-	client.Client
-	writes *atomic.Int64
-}
-
-func (c *tqCountingClient) Status() client.SubResourceWriter {
-	return &tqCountingStatus{SubResourceWriter: c.Client.Status(), writes: c.writes}
-}
-
-type tqCountingStatus struct {
-	client.SubResourceWriter
-	writes *atomic.Int64
-}
-
-func (s *tqCountingStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-	s.writes.Add(1)
-	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
 }

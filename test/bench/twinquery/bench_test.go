@@ -47,6 +47,7 @@ import (
 
 	iotv1alpha1 "github.com/twinsync/twinsync/api/v1alpha1"
 	"github.com/twinsync/twinsync/controllers"
+	"github.com/twinsync/twinsync/internal/writecount"
 	"github.com/twinsync/twinsync/pkg/hub/hubtest"
 	"github.com/twinsync/twinsync/pkg/iothub"
 )
@@ -71,26 +72,6 @@ type queryCounter struct {
 	throttled int
 
 	statusWrites atomic.Int64
-}
-
-// writeCounter counts the controller's status patches.
-type writeCounter struct {
-	client.Client
-	writes *atomic.Int64
-}
-
-func (c *writeCounter) Status() client.SubResourceWriter {
-	return &statusWriteCounter{SubResourceWriter: c.Client.Status(), writes: c.writes}
-}
-
-type statusWriteCounter struct {
-	client.SubResourceWriter
-	writes *atomic.Int64
-}
-
-func (s *statusWriteCounter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-	s.writes.Add(1)
-	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
 }
 
 var queryIndex = regexp.MustCompile(`tags\.n = (\d+)`)
@@ -258,7 +239,7 @@ func startControlPlaneAndHub(b *testing.B, ctx context.Context, k int) (client.C
 		b.Fatal(err)
 	}
 	r := &controllers.TwinQueryReconciler{
-		Client: &writeCounter{Client: mgr.GetClient(), writes: &counter.statusWrites},
+		Client: writecount.Status(mgr.GetClient(), &counter.statusWrites),
 		Scheme: scheme,
 		Hubs: &controllers.Hubs{Reader: mgr.GetClient(), Options: []iothub.Option{
 			iothub.WithHTTPClient(&http.Client{Transport: counter, Timeout: 30 * time.Second}),
