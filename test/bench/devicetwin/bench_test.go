@@ -65,6 +65,7 @@ import (
 
 	iotv1alpha1 "github.com/twinsync/twinsync/api/v1alpha1"
 	"github.com/twinsync/twinsync/controllers"
+	"github.com/twinsync/twinsync/internal/writecount"
 	"github.com/twinsync/twinsync/pkg/hub/hubtest"
 	"github.com/twinsync/twinsync/pkg/iothub"
 )
@@ -248,7 +249,7 @@ func startManager(ctx context.Context, b *testing.B, cfg *rest.Config, ns string
 	})
 	must(b, err)
 	rec := &controllers.DeviceTwinReconciler{
-		Client:                  &countingClient{Client: mgr.GetClient(), writes: writes},
+		Client:                  writecount.All(mgr.GetClient(), writes),
 		Scheme:                  mgr.GetScheme(),
 		Hubs:                    &controllers.Hubs{Reader: mgr.GetClient(), Options: []iothub.Option{iothub.WithLimits(iothub.NoLimits)}},
 		WatchInterval:           *pollEvery,
@@ -342,46 +343,6 @@ func counter(b *testing.B, name string, keep func(map[string]string) bool) float
 		}
 	}
 	return total
-}
-
-// countingClient counts the writes a client sends to the apiserver.
-type countingClient struct {
-	client.Client
-	writes *atomic.Int64
-}
-
-func (c *countingClient) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
-	c.writes.Add(1)
-	return c.Client.Create(ctx, obj, opts...)
-}
-
-func (c *countingClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
-	c.writes.Add(1)
-	return c.Client.Update(ctx, obj, opts...)
-}
-
-func (c *countingClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-	c.writes.Add(1)
-	return c.Client.Patch(ctx, obj, patch, opts...)
-}
-
-func (c *countingClient) Status() client.SubResourceWriter {
-	return &countingStatus{SubResourceWriter: c.Client.Status(), writes: c.writes}
-}
-
-type countingStatus struct {
-	client.SubResourceWriter
-	writes *atomic.Int64
-}
-
-func (w *countingStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-	w.writes.Add(1)
-	return w.SubResourceWriter.Patch(ctx, obj, patch, opts...)
-}
-
-func (w *countingStatus) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-	w.writes.Add(1)
-	return w.SubResourceWriter.Update(ctx, obj, opts...)
 }
 
 func namespace(ctx context.Context, b *testing.B, c client.Client, prefix string) string {
