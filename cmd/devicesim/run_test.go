@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -16,7 +14,7 @@ import (
 
 	"github.com/twinsync/twinsync/pkg/device"
 	"github.com/twinsync/twinsync/pkg/hub/hubtest"
-	"github.com/twinsync/twinsync/pkg/iothub/sas"
+	"github.com/twinsync/twinsync/pkg/iothub"
 )
 
 // syncBuffer is a bytes.Buffer safe for the program's goroutines.
@@ -49,36 +47,35 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// twinREST reads and writes twins over the hub's REST API, as the operator
-// would.
-func twinREST(t *testing.T, h *hubtest.Hub, method, deviceID string, body any) map[string]any {
+// serviceClient returns the project's service client for the hub, playing
+// the operator's side.
+func serviceClient(t *testing.T, h *hubtest.Hub) *iothub.Client {
 	t.Helper()
-	cs, err := sas.ParseConnectionString(h.ServiceConnectionString)
+	c, err := iothub.NewFromConnectionString(h.ServiceConnectionString,
+		iothub.WithRootCAs(h.CAPool), iothub.WithLimits(iothub.NoLimits))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, "https://"+cs.HostName+"/twins/"+url.PathEscape(deviceID)+"?api-version=2021-04-12", rd)
-	req.Header.Set("Authorization", sas.Sign(cs.HostName, cs.SharedAccessKeyName, cs.SharedAccessKey, time.Now().Add(time.Hour)))
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	resp, err := h.HTTPClient().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var twin map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&twin); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("%s twin: %d %v", method, resp.StatusCode, err)
-	}
-	return twin
+	return c
 }
 
+// reported returns the twin's reported properties as encoding/json decodes
+// them into any (numbers as float64), the form the assertions compare with.
 func reported(t *testing.T, h *hubtest.Hub, deviceID string) map[string]any {
-	return twinREST(t, h, http.MethodGet, deviceID, nil)["properties"].(map[string]any)["reported"].(map[string]any)
+	t.Helper()
+	tw, err := serviceClient(t, h).GetTwin(t.Context(), deviceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(tw.Properties.Reported.Values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func freeAddr(t *testing.T) string {
@@ -143,10 +140,12 @@ func TestRunTutorialSidecar(t *testing.T) {
 		t.Fatalf("/readyz = %d, want 200", resp.StatusCode)
 	}
 
-	twinREST(t, h, http.MethodPatch, "myDeviceId", map[string]any{
+	if _, err := serviceClient(t, h).UpdateTwin(t.Context(), "myDeviceId", map[string]any{
 		"tags":       map[string]any{"location": map[string]any{"plant": "Redmond43"}},
 		"properties": map[string]any{"desired": map[string]any{"power_level": 1}},
-	})
+	}, iothub.ETagAny); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 15*time.Second, "power_level echoed into reported", func() bool {
 		return reported(t, h, "myDeviceId")["power_level"] == float64(1)
 	})

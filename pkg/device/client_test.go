@@ -367,7 +367,7 @@ func TestModuleTwin(t *testing.T) {
 	h := hubtest.Start(t, hubtest.InMemory())
 	svc := newService(t, h)
 	h.AddDevice(t, "d1")
-	svc.do(t, "PUT", "/devices/d1/modules/m1", map[string]any{"deviceId": "d1", "moduleId": "m1"})
+	svc.addModule(t, "d1", "m1")
 	cs, err := h.Hub.DeviceConnectionString("d1", "m1")
 	if err != nil {
 		t.Fatal(err)
@@ -380,8 +380,7 @@ func TestModuleTwin(t *testing.T) {
 	if _, err := c.UpdateReported(t.Context(), map[string]any{"module": "up"}); err != nil {
 		t.Fatal(err)
 	}
-	twin := svc.do(t, "GET", "/twins/d1/modules/m1", nil)
-	if got := twin["properties"].(map[string]any)["reported"].(map[string]any)["module"]; got != "up" {
+	if got := svc.moduleReported(t, "d1", "m1")["module"]; got != "up" {
 		t.Fatalf("module twin reported = %v, want up", got)
 	}
 	if got := svc.reported(t, "d1")["module"]; got != nil {

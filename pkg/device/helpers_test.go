@@ -1,88 +1,86 @@
 package device_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net"
-	"net/http"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twinsync/twinsync/pkg/hub/hubtest"
-	"github.com/twinsync/twinsync/pkg/iothub/sas"
+	"github.com/twinsync/twinsync/pkg/iothub"
 )
 
 // service plays the cloud side of the tutorial against the real embedded
-// hub over HTTPS: it writes desired properties and reads twins. It is a few
-// lines of net/http so this package's tests depend on the hub alone.
+// hub with the project's service client: it writes desired properties and
+// reads twins.
 type service struct {
-	h      *hubtest.Hub
-	cs     *sas.ConnectionString
-	client *http.Client
+	c *iothub.Client
 }
 
 func newService(t *testing.T, h *hubtest.Hub) *service {
 	t.Helper()
-	cs, err := sas.ParseConnectionString(h.ServiceConnectionString)
+	c, err := iothub.NewFromConnectionString(h.ServiceConnectionString,
+		iothub.WithRootCAs(h.CAPool), iothub.WithLimits(iothub.NoLimits))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &service{h: h, cs: cs, client: h.HTTPClient()}
-}
-
-func (s *service) do(t *testing.T, method, path string, body any) map[string]any {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, "https://"+s.cs.HostName+path+"?api-version=2021-04-12", r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", sas.Sign(s.cs.HostName, s.cs.SharedAccessKeyName, s.cs.SharedAccessKey, time.Now().Add(time.Hour)))
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	if method == http.MethodPatch {
-		req.Header.Set("If-Match", `"*"`)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	var out map[string]any
-	if len(b) > 0 {
-		if err := json.Unmarshal(b, &out); err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-	}
-	return out
+	return &service{c: c}
 }
 
 // patchDesired merges desired into the twin and returns the new desired
 // $version.
 func (s *service) patchDesired(t *testing.T, deviceID string, desired map[string]any) int64 {
 	t.Helper()
-	twin := s.do(t, http.MethodPatch, "/twins/"+url.PathEscape(deviceID), map[string]any{"properties": map[string]any{"desired": desired}})
-	return int64(twin["properties"].(map[string]any)["desired"].(map[string]any)["$version"].(float64))
+	tw, err := s.c.UpdateTwin(t.Context(), deviceID, map[string]any{"properties": map[string]any{"desired": desired}}, iothub.ETagAny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tw.Properties.Desired.Version
 }
 
-// reported returns the twin's reported properties.
+// reported returns the device twin's reported properties.
 func (s *service) reported(t *testing.T, deviceID string) map[string]any {
 	t.Helper()
-	twin := s.do(t, http.MethodGet, "/twins/"+url.PathEscape(deviceID), nil)
-	return twin["properties"].(map[string]any)["reported"].(map[string]any)
+	tw, err := s.c.GetTwin(t.Context(), deviceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plainJSON(t, tw.Properties.Reported.Values)
+}
+
+// moduleReported returns a module twin's reported properties.
+func (s *service) moduleReported(t *testing.T, deviceID, moduleID string) map[string]any {
+	t.Helper()
+	tw, err := s.c.GetModuleTwin(t.Context(), deviceID, moduleID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plainJSON(t, tw.Properties.Reported.Values)
+}
+
+// addModule creates a module identity.
+func (s *service) addModule(t *testing.T, deviceID, moduleID string) {
+	t.Helper()
+	if _, err := s.c.CreateModule(t.Context(), &iothub.Device{DeviceID: deviceID, ModuleID: moduleID}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// plainJSON returns v as encoding/json decodes it into any (numbers as
+// float64), the form the assertions compare with.
+func plainJSON(t *testing.T, v map[string]any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // faultProxy forwards TCP to the hub's MQTT port and can cut every
