@@ -133,13 +133,6 @@ func (s *store) all() []*identity {
 	return out
 }
 
-// count returns the number of records.
-func (s *store) count() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return len(s.records)
-}
-
 // update runs fn on the current record under key (nil if absent) while no
 // other update of that key runs, persists the record fn returns (nil
 // deletes) and only then publishes it. If fn fails nothing changes.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"slices"
 	"testing"
 )
 
@@ -98,8 +97,6 @@ func canonicalJSON(t testing.TB, v any) string {
 	b, _ = json.Marshal(back)
 	return string(b)
 }
-
-func equalStrings(a, b []string) bool { return slices.Equal(a, b) }
 
 // lookupOnly exposes only IndexedSource, like a store without exact
 // lookups or columns.

@@ -31,11 +31,6 @@ func nestPath(section Section, depth int) string {
 	return b.String()
 }
 
-// stringOfSize returns a section {"s": "xxx"} whose Size is exactly size.
-func stringOfSize(size int) map[string]any {
-	return map[string]any{"s": strings.Repeat("x", size-1)}
-}
-
 // sectionOfSize builds a document of exactly size bytes from strings of at
 // most MaxStringBytes.
 func sectionOfSize(size int) map[string]any {
