@@ -240,7 +240,3 @@ func (dt *DeviceTwin) EffectiveDeviceID() string {
 	}
 	return dt.Name
 }
-
-func init() {
-	SchemeBuilder.Register(&DeviceTwin{}, &DeviceTwinList{})
-}

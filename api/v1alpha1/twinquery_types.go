@@ -132,7 +132,3 @@ type TwinQueryList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []TwinQuery `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&TwinQuery{}, &TwinQueryList{})
-}
