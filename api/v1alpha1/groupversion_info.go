@@ -24,7 +24,8 @@ var (
 )
 
 // addKnownTypes registers the kinds of this group version. The API package
-// depends on apimachinery only, so that other projects can import it cheaply.
+// depends on apimachinery and apiextensions' JSON type only, so that other
+// projects can import it cheaply.
 func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&DeviceTwin{}, &DeviceTwinList{},
