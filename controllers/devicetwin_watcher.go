@@ -90,8 +90,11 @@ func (w *hubWatcher) NeedLeaderElection() bool { return true }
 
 // poll runs one scan of every hub in use.
 func (w *hubWatcher) poll(ctx context.Context) {
+	// The objects are only read (and their keys enqueued), so the cache's
+	// copies are used as they are: a poll over 10,000 objects would
+	// otherwise copy them all.
 	var list iotv1alpha1.DeviceTwinList
-	if err := w.reader.List(ctx, &list); err != nil {
+	if err := w.reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "hub watcher: listing DeviceTwins")
 		return
 	}

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -70,6 +71,24 @@ type Hubs struct {
 
 	mu      sync.Mutex
 	clients map[string]*Hub
+	// resolved remembers the hub each Secret reference resolved to at a
+	// Secret resourceVersion, so that the reconcilers and the hub watcher,
+	// which ask once per object, neither copy the Secret nor hash it again
+	// until it changes.
+	resolved map[secretRef]resolvedHub
+}
+
+// secretRef is a Secret and the keys read from it.
+type secretRef struct {
+	name       types.NamespacedName
+	key, caKey string
+}
+
+// resolvedHub is the hub a secretRef gave at one version of the Secret.
+type resolvedHub struct {
+	uid             types.UID
+	resourceVersion string
+	hub             *Hub
 }
 
 // For returns the hub an object in namespace uses: ref when set, else the
@@ -89,13 +108,18 @@ func (h *Hubs) For(ctx context.Context, namespace string, ref *iotv1alpha1.HubSe
 			Message: "no spec.hubSecretRef and the manager has no default hub Secret (--default-hub-secret)"}
 	}
 
+	// The Secret is only read here, so the cache's copy is used as is.
 	var secret corev1.Secret
-	if err := h.Reader.Get(ctx, name, &secret); err != nil {
+	if err := h.Reader.Get(ctx, name, &secret, client.UnsafeDisableDeepCopy); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, &CredentialsError{Reason: iotv1alpha1.ReasonSecretNotFound,
 				Message: fmt.Sprintf("Secret %s not found", name)}
 		}
 		return nil, fmt.Errorf("reading Secret %s: %w", name, err)
+	}
+	resolved := secretRef{name: name, key: key, caKey: caKey}
+	if hub := h.lookup(resolved, &secret); hub != nil {
+		return hub, nil
 	}
 	cs, ok := secret.Data[key]
 	if !ok || len(cs) == 0 {
@@ -109,7 +133,42 @@ func (h *Hubs) For(ctx context.Context, namespace string, ref *iotv1alpha1.HubSe
 				Message: fmt.Sprintf("Secret %s has no key %q", name, caKey)}
 		}
 	}
-	return h.client(string(cs), ca, fmt.Sprintf("Secret %s key %q", name, key))
+	hub, err := h.client(string(cs), ca, fmt.Sprintf("Secret %s key %q", name, key))
+	if err != nil {
+		return nil, err
+	}
+	h.remember(resolved, &secret, hub)
+	return hub, nil
+}
+
+// lookup returns the hub ref resolved to at this version of the Secret, or
+// nil. A Secret without a resourceVersion (a reader that is not the
+// apiserver's) is never looked up.
+func (h *Hubs) lookup(ref secretRef, secret *corev1.Secret) *Hub {
+	if secret.ResourceVersion == "" {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, ok := h.resolved[ref]
+	if !ok || r.uid != secret.UID || r.resourceVersion != secret.ResourceVersion {
+		return nil
+	}
+	return r.hub
+}
+
+// remember records what ref resolved to, replacing what an older version of
+// the Secret gave.
+func (h *Hubs) remember(ref secretRef, secret *corev1.Secret, hub *Hub) {
+	if secret.ResourceVersion == "" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.resolved == nil {
+		h.resolved = map[secretRef]resolvedHub{}
+	}
+	h.resolved[ref] = resolvedHub{uid: secret.UID, resourceVersion: secret.ResourceVersion, hub: hub}
 }
 
 // client returns the cached client for a connection string and CA bundle,
@@ -147,7 +206,7 @@ func (h *Hubs) client(connectionString string, ca []byte, origin string) (*Hub, 
 		return nil, &CredentialsError{Reason: iotv1alpha1.ReasonInvalidSecret,
 			Message: fmt.Sprintf("%s: %v", origin, err)}
 	}
-	hub := &Hub{Client: c, HostName: cs.HostName, CABundle: ca, GatewayHostName: cs.GatewayHostName}
+	hub := &Hub{Client: c, HostName: cs.HostName, CABundle: bytes.Clone(ca), GatewayHostName: cs.GatewayHostName}
 	if h.clients == nil {
 		h.clients = map[string]*Hub{}
 	}
