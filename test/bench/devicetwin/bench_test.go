@@ -156,9 +156,7 @@ func runSize(b *testing.B, cfg *rest.Config, n int) {
 	must(b, c.Create(ctx, secret))
 
 	createStart := time.Now()
-	forEach(n, *concurrency, func(i int) {
-		check(b, c.Create(ctx, benchDeviceTwin(ns, i)))
-	})
+	createDeviceTwins(ctx, b, c, ns, n)
 	b.ReportMetric(time.Since(createStart).Seconds(), "create_s")
 
 	// All N are applied before the controller starts, so that the timing
@@ -255,16 +253,9 @@ func startProfiles(b *testing.B, cfg *rest.Config, n int) func() {
 // n plain status patches against them, at the controller's concurrency.
 func measureCeiling(ctx context.Context, b *testing.B, c client.Client, n int) float64 {
 	ns := namespace(ctx, b, c, "ceiling")
-	forEach(n, *concurrency, func(i int) {
-		check(b, c.Create(ctx, benchDeviceTwin(ns, i)))
-	})
+	createDeviceTwins(ctx, b, c, ns, n)
 	start := time.Now()
-	forEach(n, *concurrency, func(i int) {
-		dt := benchDeviceTwin(ns, i)
-		base := dt.DeepCopy()
-		dt.Status = syncedStatus(dt)
-		check(b, c.Status().Patch(ctx, dt, client.MergeFrom(base)))
-	})
+	forEach(n, *concurrency, func(i int) { patchSyncedStatus(ctx, b, c, ns, i) })
 	rate := float64(n) / time.Since(start).Seconds()
 	cleanup(b, c, ns)
 	return rate
@@ -276,9 +267,7 @@ func measureCeiling(ctx context.Context, b *testing.B, c client.Client, n int) f
 // The clock stops when the informer has seen every status.
 func measureFloor(ctx context.Context, b *testing.B, cfg *rest.Config, c client.Client, n int) float64 {
 	ns := namespace(ctx, b, c, "floor")
-	forEach(n, *concurrency, func(i int) {
-		check(b, c.Create(ctx, benchDeviceTwin(ns, i)))
-	})
+	createDeviceTwins(ctx, b, c, ns, n)
 	informers, err := cache.New(cfg, cache.Options{
 		Scheme:            clientgoscheme.Scheme,
 		DefaultNamespaces: map[string]cache.Config{ns: {}},
@@ -296,16 +285,31 @@ func measureFloor(ctx context.Context, b *testing.B, cfg *rest.Config, c client.
 
 	start := time.Now()
 	forEach(n, *concurrency, func(i int) {
-		dt := benchDeviceTwin(ns, i)
-		base := dt.DeepCopy()
-		dt.Status = syncedStatus(dt)
-		check(b, c.Status().Patch(ctx, dt, client.MergeFrom(base)))
+		dt := patchSyncedStatus(ctx, b, c, ns, i)
 		check(b, c.Create(ctx, benchEvent(ns, dt)))
 	})
 	waitAllSynced(ctx, b, informers, ns, n)
 	rate := float64(n) / time.Since(start).Seconds()
 	cleanup(b, c, ns)
 	return rate
+}
+
+// createDeviceTwins creates the n objects of a run at the benchmark's
+// concurrency.
+func createDeviceTwins(ctx context.Context, b *testing.B, c client.Client, ns string, n int) {
+	forEach(n, *concurrency, func(i int) {
+		check(b, c.Create(ctx, benchDeviceTwin(ns, i)))
+	})
+}
+
+// patchSyncedStatus gives the i-th object the status the controller writes
+// when it has applied it, and returns the patched object.
+func patchSyncedStatus(ctx context.Context, b *testing.B, c client.Client, ns string, i int) *iotv1alpha1.DeviceTwin {
+	dt := benchDeviceTwin(ns, i)
+	base := dt.DeepCopy()
+	dt.Status = syncedStatus(dt)
+	check(b, c.Status().Patch(ctx, dt, client.MergeFrom(base)))
+	return dt
 }
 
 // benchEvent is an event of the size the controller's Applied event has.
